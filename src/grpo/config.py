@@ -1,0 +1,105 @@
+"""Training options. Names follow TRL's ``GRPOConfig`` where TRL has the option, so TRL users feel at home."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from grpo.objective import KL_ESTIMATORS, LOSS_TYPES, SCALE_REWARDS
+
+
+@dataclass
+class GRPOConfig:
+    # --- run ---
+    output_dir: str = "runs/default"
+    """Checkpoints, TensorBoard events and the run's config copy go here."""
+    seed: int = 0
+    """Seeds data order, sampling and LoRA init: the same seed and config give the same run on one machine."""
+    max_steps: int = 40
+    """Optimiser steps. One step = one batch of prompts, sampled, scored and learned from."""
+
+    # --- generation ---
+    num_prompts_per_step: int = 4
+    """Distinct queries per step. Each gets ``num_generations`` completions."""
+    num_generations: int = 8
+    """G, the group size. Advantages compare completions within a group, so G >= 2; larger G gives a
+    less noisy baseline at a linear cost in sampling and learning."""
+    max_completion_length: int = 32
+    """Tokens per completion. Three short expansions fit in ~25 SmolLM2 tokens."""
+    temperature: float = 1.0
+    """Sampling temperature; log-probs in the loss use the same temperature, so the ratio is exact."""
+    top_p: float = 1.0
+    """Nucleus sampling. Below 1 the sampled tokens no longer follow the scored distribution exactly."""
+
+    # --- objective ---
+    beta: float = 0.04
+    """Weight of the KL penalty to the frozen reference model. 0 skips the reference model entirely
+    (no memory for it, no forward pass)."""
+    kl_estimator: str = "k3"
+    """Per-token KL estimator: k1, k2 or k3 (unbiased and non-negative; the GRPO paper's)."""
+    epsilon: float = 0.2
+    """Lower clip of the probability ratio (PPO's epsilon)."""
+    epsilon_high: float | None = None
+    """Upper clip; None means ``epsilon``. DAPO uses 0.28 to keep exploration alive."""
+    loss_type: str = "grpo"
+    """How per-token losses are averaged: ``grpo`` (sequence mean of token means), ``bnpo`` (token mean over
+    the batch) or ``dr_grpo`` (sum / (sequences * max_completion_length), no length bias)."""
+    scale_rewards: str = "group"
+    """Divide centred rewards by the ``group`` std, the ``batch`` std, or ``none`` (Dr. GRPO)."""
+    num_iterations: int = 1
+    """mu: optimisation passes over each batch of rollouts. 1 is on-policy: no old-log-prob pass is needed."""
+    mask_truncated_completions: bool = False
+    """Exclude completions that hit max_completion_length from the loss (DAPO): a cut-off answer is not
+    a fair sample of the policy's intent."""
+    dynamic_sampling: bool = False
+    """Drop groups whose rewards are all equal (no signal) and sample new prompts to refill the batch."""
+    max_refill_rounds: int = 2
+    """With dynamic_sampling: at most this many extra sampling rounds per step."""
+
+    # --- optimisation ---
+    learning_rate: float = 1e-5
+    """Peak learning rate (AdamW). LoRA wants ~10x more than full fine-tuning."""
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.99
+    max_grad_norm: float = 1.0
+    """Clip the global gradient norm: RL gradients are spiky."""
+    warmup_steps: int = 2
+    """Linear warm-up, then cosine decay to ``min_lr_ratio`` of the peak."""
+    min_lr_ratio: float = 0.1
+    micro_batch_groups: int = 2
+    """Groups per forward/backward pass. Gradients accumulate over micro-batches; the loss normalisers make
+    the update identical to one big batch, so this trades memory for nothing else."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in backward: less memory, ~30% more compute."""
+    use_lora: bool = False
+    """Train low-rank adapters instead of all weights (see [lora] in the config file)."""
+
+    # --- logging and checkpoints ---
+    logging_steps: int = 1
+    log_completions_steps: int = 5
+    """Every N steps, write query -> context -> expansions -> reward parts as TensorBoard text."""
+    save_steps: int = 20
+    """Write a checkpoint every N steps (and always at the end)."""
+    save_total_limit: int = 2
+    """Keep the last K checkpoints."""
+    eval_queries: int = 64
+    """Validation queries whose greedy-expansion reward is measured before and after training."""
+
+    def __post_init__(self) -> None:
+        checks = {
+            "loss_type": (self.loss_type, LOSS_TYPES),
+            "scale_rewards": (self.scale_rewards, SCALE_REWARDS),
+            "kl_estimator": (self.kl_estimator, KL_ESTIMATORS),
+        }
+        for name, (value, allowed) in checks.items():
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if self.num_generations < 2:
+            raise ValueError("num_generations must be >= 2: advantages compare completions within a group")
+        for name in ("max_steps", "num_prompts_per_step", "max_completion_length", "num_iterations",
+                     "micro_batch_groups", "save_steps", "logging_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.temperature <= 0 or not 0 < self.top_p <= 1:
+            raise ValueError("temperature must be > 0 (the loss divides logits by it) and top_p in (0, 1]")
+        if self.beta < 0:
+            raise ValueError("beta must be >= 0")

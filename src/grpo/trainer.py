@@ -1,0 +1,467 @@
+"""The GRPO loop: the one place where the policy, the reward and the search engine meet.
+
+One step reads top to bottom:
+search contexts -> build prompts -> sample G completions each -> score with the engine -> advantages
+-> (reference log-probs) -> mu passes of clipped policy-gradient updates -> log, checkpoint.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+
+from grpo.checkpoint import TrainingState, checkpoint_dirs, load_checkpoint, save_checkpoint
+from grpo.config import GRPOConfig
+from grpo.objective import LossNormalizer, group_advantages, grpo_loss, zero_std_groups
+from policy import (
+    LoraConfig,
+    PromptConfig,
+    Rollout,
+    apply_lora,
+    build_prompt,
+    completion_logprobs,
+    merge_lora,
+    parse_completion,
+    sample_groups,
+)
+from reward import RULES, RewardParts, SearchReward
+
+
+# ----------------------------------------------------------------------------- data order
+
+
+class QuerySampler:
+    """Endless, seeded, resumable passes over the training query ids."""
+
+    def __init__(self, qids: list[str], seed: int, state: TrainingState):
+        if not qids:
+            raise ValueError("no training queries (are the split and the judgments empty?)")
+        self.qids, self.seed, self.state = sorted(qids), seed, state
+        if not state.data_order:
+            self._shuffle()
+
+    def _shuffle(self) -> None:
+        order = list(self.qids)
+        random.Random(self.seed + self.state.epoch).shuffle(order)
+        self.state.data_order, self.state.data_cursor = order, 0
+
+    def take(self, n: int) -> list[str]:
+        out = []
+        while len(out) < n:
+            if self.state.data_cursor >= len(self.state.data_order):
+                self.state.epoch += 1
+                self._shuffle()
+            out.append(self.state.data_order[self.state.data_cursor])
+            self.state.data_cursor += 1
+        return out
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+
+class PhaseTimer:
+    """Wall seconds per phase of a step, for the dashboard and the progress line."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        yield
+        self.seconds[phase] += time.perf_counter() - start
+
+
+def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """LR multiplier: linear warm-up to 1, then cosine decay to ``min_ratio`` at ``total``."""
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def export_state_dict(model, use_lora: bool) -> dict[str, torch.Tensor]:
+    """The plain HF state dict of the policy, with LoRA merged into a copy (training goes on unmerged)."""
+    if not use_lora:
+        return {k: v.detach() for k, v in model.state_dict().items()}
+    merged = copy.deepcopy(model)
+    merge_lora(merged)
+    return merged.state_dict()
+
+
+def adapter_state(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+
+
+@dataclass
+class StepBatch:
+    """One step's rollouts, scored: what the update phase consumes."""
+
+    qids: list[str]  # [n_groups]
+    queries: list[str]  # [n_groups]
+    prompts: list[str]  # [n_groups]
+    contexts: list[list[str]]  # [n_groups][context_k]
+    rollout: Rollout  # B = n_groups * G rows
+    parts: RewardParts  # [B]
+    advantages: torch.Tensor  # [B]
+    loss_mask: torch.Tensor  # [B, T]
+    zero_std_fraction: float = 0.0
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- the trainer
+
+
+class GRPOTrainer:
+    def __init__(
+        self,
+        cfg: GRPOConfig,
+        model,
+        tokenizer,
+        reward: SearchReward,
+        prompt_cfg: PromptConfig,
+        train_qids: list[str],
+        valid_qids: list[str],
+        lora_cfg: LoraConfig | None = None,
+        run_config: dict | None = None,
+    ):
+        self.cfg, self.tokenizer, self.reward, self.prompt_cfg = cfg, tokenizer, reward, prompt_cfg
+        self.valid_qids = valid_qids[: cfg.eval_queries]
+        self.generator = seed_everything(cfg.seed)
+        self.device = next(model.parameters()).device
+        # The reference is the policy before any update; with beta == 0 it is never built.
+        self.ref_model = None
+        if cfg.beta > 0:
+            self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+        if cfg.use_lora:
+            apply_lora(model, lora_cfg or LoraConfig())
+        if cfg.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.config.use_cache = False
+        self.model = model
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
+        )
+        self.state = TrainingState()
+        self.sampler = QuerySampler(train_qids, cfg.seed, self.state)
+        self.output_dir = Path(cfg.output_dir)
+        self.run_config = run_config or {"train": asdict(cfg)}
+
+    # ------------------------------------------------------------------ rollouts
+
+    def make_prompts(self, qids: list[str]) -> tuple[list[str], list[list[str]]]:
+        contexts = self.reward.context(qids, self.prompt_cfg.context_k)
+        queries = [self.reward.dataset.queries[q] for q in qids]
+        prompts = [build_prompt(self.tokenizer, q, c, self.prompt_cfg) for q, c in zip(queries, contexts)]
+        return prompts, contexts
+
+    def rollout(self, qids: list[str], timer: PhaseTimer) -> StepBatch:
+        cfg, G = self.cfg, self.cfg.num_generations
+        with timer("search"):
+            prompts, contexts = self.make_prompts(qids)
+        self.model.eval()
+        with timer("generate"):
+            rollout = sample_groups(
+                self.model, self.tokenizer, prompts, G, max_new_tokens=cfg.max_completion_length,
+                temperature=cfg.temperature, top_p=cfg.top_p, generator=self.generator,
+            )
+        with timer("reward"):
+            expansions = [parse_completion(t) for t in rollout.texts]
+            parts = self.reward.score([q for q in qids for _ in range(G)], expansions)
+        advantages = group_advantages(parts.total, G, cfg.scale_rewards)
+        loss_mask = rollout.completion_mask.float()
+        if cfg.mask_truncated_completions:
+            loss_mask = loss_mask * (~rollout.truncated).float().unsqueeze(1)
+        zero_std = zero_std_groups(parts.total, G)
+        queries = [self.reward.dataset.queries[q] for q in qids]
+        return StepBatch(qids, queries, prompts, contexts, rollout, parts, advantages, loss_mask,
+                         zero_std.float().mean().item())
+
+    def rollout_with_dynamic_sampling(self, timer: PhaseTimer) -> StepBatch:
+        """Sample a batch; with dynamic sampling, replace groups that carry no signal (DAPO)."""
+        n = self.cfg.num_prompts_per_step
+        batch = self.rollout(self.sampler.take(n), timer)
+        if not self.cfg.dynamic_sampling:
+            return batch
+        G = self.cfg.num_generations
+        first_zero_std = batch.zero_std_fraction
+        for _ in range(self.cfg.max_refill_rounds):
+            keep = (~zero_std_groups(batch.parts.total, G)).nonzero().flatten().tolist()
+            if len(keep) == n:
+                break
+            extra = self.rollout(self.sampler.take(n - len(keep)), timer)
+            batch = concat_batches(select_groups(batch, keep, G), extra, G)
+        batch.zero_std_fraction = first_zero_std  # what sampling gave, before the refill
+        return batch
+
+    # ------------------------------------------------------------------ log-probs and update
+
+    def micro_batches(self, batch: StepBatch):
+        G, step = self.cfg.num_generations, self.cfg.micro_batch_groups
+        n_groups = len(batch.prompts)
+        for g0 in range(0, n_groups, step):
+            g1 = min(g0 + step, n_groups)
+            yield g0, g1, slice(g0 * G, g1 * G)
+
+    def logprobs(self, model, batch: StepBatch, g0: int, g1: int, rows: slice) -> torch.Tensor:
+        r = batch.rollout
+        return completion_logprobs(
+            model, r.prompt_ids[g0:g1], r.completion_ids[rows], r.completion_mask[rows],
+            self.cfg.num_generations, temperature=self.cfg.temperature,
+        )
+
+    @torch.inference_mode()
+    def frozen_logprobs(self, model, batch: StepBatch) -> torch.Tensor:
+        """``[B, T]`` log-probs under a model that is not being differentiated (reference or old policy)."""
+        return torch.cat([self.logprobs(model, batch, g0, g1, rows) for g0, g1, rows in self.micro_batches(batch)])
+
+    def update(self, batch: StepBatch, timer: PhaseTimer) -> dict[str, float]:
+        cfg = self.cfg
+        ref_logprobs = None
+        if cfg.beta > 0:
+            with timer("reference"):
+                ref_logprobs = self.frozen_logprobs(self.ref_model, batch)
+        old_logprobs = None
+        if cfg.num_iterations > 1:
+            # Off-policy after the first pass: the ratio needs the sampling policy's log-probs.
+            with timer("old_logprobs"):
+                old_logprobs = self.frozen_logprobs(self.model, batch)
+        norm = LossNormalizer(
+            num_sequences=batch.loss_mask.shape[0],
+            num_tokens=int(batch.loss_mask.sum().item()),
+            max_completion_length=cfg.max_completion_length,
+        )
+        self.model.train()
+        totals: dict[str, float] = defaultdict(float)
+        with timer("update"):
+            for _ in range(cfg.num_iterations):
+                self.optimizer.zero_grad(set_to_none=True)
+                for g0, g1, rows in self.micro_batches(batch):
+                    logprobs = self.logprobs(self.model, batch, g0, g1, rows)
+                    # On-policy (mu = 1) the old policy is the current one: ratio 1, gradient exact.
+                    old = logprobs.detach() if old_logprobs is None else old_logprobs[rows]
+                    ref = None if ref_logprobs is None else ref_logprobs[rows]
+                    loss, stats = grpo_loss(
+                        logprobs, old, ref, batch.advantages[rows], batch.loss_mask[rows], norm,
+                        loss_type=cfg.loss_type, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high,
+                        beta=cfg.beta, kl_estimator=cfg.kl_estimator,
+                    )
+                    loss.backward()
+                    share = (g1 - g0) / len(batch.prompts) / cfg.num_iterations
+                    totals["loss"] += loss.item() / cfg.num_iterations
+                    for k, v in stats.items():
+                        totals[k] += v.item() * share
+                grad_norm = torch.nn.utils.clip_grad_norm_(
+                    [p for p in self.model.parameters() if p.requires_grad], cfg.max_grad_norm
+                )
+                totals["grad_norm"] += grad_norm.item() / cfg.num_iterations
+                self.optimizer.step()
+        self.scheduler.step()
+        self.model.eval()
+        return dict(totals)
+
+    # ------------------------------------------------------------------ evaluation
+
+    @torch.inference_mode()
+    def validation_reward(self, qids: list[str] | None = None, chunk: int = 16) -> dict[str, float]:
+        """Mean reward parts of the greedy expansion of each validation query."""
+        qids = self.valid_qids if qids is None else qids
+        if not qids:
+            return {}
+        self.model.eval()
+        parts_list = []
+        for i in range(0, len(qids), chunk):
+            part_qids = qids[i : i + chunk]
+            prompts, _ = self.make_prompts(part_qids)
+            rollout = sample_groups(self.model, self.tokenizer, prompts, 1,
+                                    max_new_tokens=self.cfg.max_completion_length, temperature=0.0)
+            parts_list.append(self.reward.score(part_qids, [parse_completion(t) for t in rollout.texts]))
+        cat = {name: torch.cat([getattr(p, name) for p in parts_list]) for name in ("total", "relevance", "coverage", "rules")}
+        return {f"valid/reward/{k}": v.mean().item() for k, v in cat.items()}
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save(self) -> Path:
+        return save_checkpoint(
+            self.output_dir, export_state_dict(self.model, self.cfg.use_lora), self.model, self.tokenizer,
+            self.optimizer, self.scheduler, self.generator, self.state,
+            adapter_state=adapter_state(self.model) if self.cfg.use_lora else None,
+            save_total_limit=self.cfg.save_total_limit,
+        )
+
+    def resume(self) -> bool:
+        found = checkpoint_dirs(self.output_dir)
+        if not found:
+            return False
+        restored = load_checkpoint(found[-1], self.model, self.optimizer, self.scheduler, self.generator)
+        self.state.__dict__.update(restored.__dict__)
+        print(f"resumed from {found[-1]} at step {self.state.step}")
+        return True
+
+    # ------------------------------------------------------------------ the loop
+
+    def train(self, resume: bool = False) -> dict[str, float]:
+        cfg = self.cfg
+        torch.set_num_threads(os.cpu_count() or 1)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        (self.output_dir / "config.json").write_text(json.dumps(self.run_config, indent=1, default=str))
+        if resume and not self.resume():
+            print(f"--resume: no checkpoint in {self.output_dir}, starting fresh")
+        writer = SummaryWriter(str(self.output_dir / "tb"))
+
+        if self.state.step == 0 or "valid/reward/total@start" not in self.state.history:
+            before = self.validation_reward()
+            self.state.history.update({f"{k}@start": v for k, v in before.items()})
+            log_scalars(writer, before, 0)
+            print(f"valid reward before training: {before.get('valid/reward/total', float('nan')):.4f}")
+
+        bar = tqdm(total=cfg.max_steps, initial=self.state.step, desc="grpo", dynamic_ncols=True)
+        while self.state.step < cfg.max_steps:
+            timer, t0 = PhaseTimer(), time.perf_counter()
+            batch = self.rollout_with_dynamic_sampling(timer)
+            update_stats = self.update(batch, timer)
+            self.state.step += 1
+            step_time = time.perf_counter() - t0
+
+            step = self.state.step
+            if step % cfg.logging_steps == 0:
+                metrics = step_metrics(batch, update_stats, timer, step_time, self.scheduler.get_last_lr()[0])
+                log_scalars(writer, metrics, step)
+            if step % cfg.log_completions_steps == 0:
+                writer.add_text("completions", completions_markdown(batch), step)
+            if step % cfg.save_steps == 0 or step == cfg.max_steps:
+                self.save()
+            bar.update(1)
+            bar.set_postfix(reward=f"{batch.parts.total.mean().item():.3f}", step_s=f"{step_time:.1f}",
+                            **{k: f"{v:.1f}" for k, v in timer.seconds.items()})
+        bar.close()
+
+        after = self.validation_reward()
+        log_scalars(writer, after, self.state.step)
+        result = {**self.state.history, **{f"{k}@end": v for k, v in after.items()}}
+        writer.add_hparams(flat_hparams(self.run_config), {k: v for k, v in result.items() if "total" in k})
+        writer.close()
+        (self.output_dir / "result.json").write_text(json.dumps(result, indent=1))
+        print(f"valid reward after training: {after.get('valid/reward/total', float('nan')):.4f}")
+        return result
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def select_groups(batch: StepBatch, groups: list[int], G: int) -> StepBatch:
+    rows = torch.tensor([g * G + j for g in groups for j in range(G)], dtype=torch.long)
+    r = batch.rollout
+    rollout = Rollout(
+        prompt_ids=[r.prompt_ids[g] for g in groups], completion_ids=r.completion_ids[rows],
+        completion_mask=r.completion_mask[rows], sample_logprobs=r.sample_logprobs[rows],
+        truncated=r.truncated[rows], group_size=G, texts=[r.texts[i] for i in rows.tolist()],
+    )
+    p = batch.parts
+    idx = rows.tolist()
+    parts = RewardParts(p.relevance[rows], p.coverage[rows], p.rules[rows], p.total[rows],
+                        [p.violations[i] for i in idx], [p.expansions_used[i] for i in idx])
+    return StepBatch([batch.qids[g] for g in groups], [batch.queries[g] for g in groups],
+                     [batch.prompts[g] for g in groups],
+                     [batch.contexts[g] for g in groups], rollout, parts, batch.advantages[rows],
+                     batch.loss_mask[rows], batch.zero_std_fraction)
+
+
+def concat_batches(a: StepBatch, b: StepBatch, G: int) -> StepBatch:
+    def pad_cat(x: torch.Tensor, y: torch.Tensor, value) -> torch.Tensor:
+        width = max(x.shape[1], y.shape[1])
+        pad = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)  # noqa: E731
+        return torch.cat([pad(x), pad(y)])
+
+    ra, rb = a.rollout, b.rollout
+    pad_id = 0
+    rollout = Rollout(
+        prompt_ids=ra.prompt_ids + rb.prompt_ids,
+        completion_ids=pad_cat(ra.completion_ids, rb.completion_ids, pad_id),
+        completion_mask=pad_cat(ra.completion_mask, rb.completion_mask, 0),
+        sample_logprobs=pad_cat(ra.sample_logprobs, rb.sample_logprobs, 0.0),
+        truncated=torch.cat([ra.truncated, rb.truncated]), group_size=G, texts=ra.texts + rb.texts,
+    )
+    pa, pb = a.parts, b.parts
+    parts = RewardParts(*(torch.cat([getattr(pa, n), getattr(pb, n)]) for n in ("relevance", "coverage", "rules", "total")),
+                        pa.violations + pb.violations, pa.expansions_used + pb.expansions_used)
+    return StepBatch(a.qids + b.qids, a.queries + b.queries, a.prompts + b.prompts, a.contexts + b.contexts, rollout, parts,
+                     torch.cat([a.advantages, b.advantages]), pad_cat(a.loss_mask, b.loss_mask, 0.0),
+                     a.zero_std_fraction)
+
+
+# ----------------------------------------------------------------------------- logging
+
+
+def step_metrics(batch: StepBatch, update: dict[str, float], timer: PhaseTimer, step_time: float,
+                 lr: float) -> dict[str, float]:
+    parts, r = batch.parts, batch.rollout
+    lengths = r.completion_mask.float().sum(dim=1)
+    m = {f"reward/{n}/mean": getattr(parts, n).mean().item() for n in ("total", "relevance", "coverage", "rules")}
+    m.update({f"reward/{n}/std": getattr(parts, n).std().item() for n in ("total", "relevance", "coverage", "rules")})
+    m["frac_reward_zero_std"] = batch.zero_std_fraction
+    m["completions/mean_length"] = lengths.mean().item()
+    m["completions/max_length"] = lengths.max().item()
+    m["completions/truncated_fraction"] = r.truncated.float().mean().item()
+    m["rules/violation_rate"] = sum(bool(v) for v in parts.violations) / len(parts.violations)
+    for rule in RULES:
+        m[f"rules/{rule}"] = sum(rule in v for v in parts.violations) / len(parts.violations)
+    for k, v in update.items():
+        m[f"train/{k}"] = v
+    m["train/learning_rate"] = lr
+    for phase, seconds in timer.seconds.items():
+        m[f"time/{phase}_s"] = seconds
+    m["time/step_s"] = step_time
+    m["time/tokens_per_s"] = lengths.sum().item() / step_time
+    return m
+
+
+def log_scalars(writer: SummaryWriter, metrics: dict[str, float], step: int) -> None:
+    for k, v in metrics.items():
+        writer.add_scalar(k, v, step)
+
+
+def completions_markdown(batch: StepBatch, max_groups: int = 2) -> str:
+    G = batch.rollout.group_size
+    lines = []
+    for g in range(min(max_groups, len(batch.qids))):
+        lines.append(f"**query** `{batch.queries[g]}`\n\n**context**: " + " | ".join(batch.contexts[g]))
+        lines.append("\n| completion | total | relevance | coverage | rules |\n|---|---|---|---|---|")
+        for b in range(g * G, (g + 1) * G):
+            p = batch.parts
+            text = batch.rollout.texts[b].replace("\n", " / ").replace("|", "\\|")
+            lines.append(f"| {text} | {p.total[b]:.3f} | {p.relevance[b]:.3f} | {p.coverage[b]:.3f} | {p.rules[b]:.2f} {','.join(p.violations[b])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def flat_hparams(run_config: dict) -> dict:
+    flat = {}
+    for section, values in run_config.items():
+        if isinstance(values, dict):
+            for k, v in values.items():
+                flat[f"{section}.{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return flat

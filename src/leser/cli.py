@@ -1,0 +1,180 @@
+"""``leser train | eval | expand | precompute``: a thin layer that reads the config and calls the packages."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from leser.config import ConfigError, LeserConfig, load_config
+
+
+def _config(args) -> LeserConfig:
+    overrides = list(args.set or [])
+    if getattr(args, "model", None):
+        overrides.append(f'policy.model="{args.model}"')
+    return load_config(args.config, overrides)
+
+
+def cmd_train(args) -> int:
+    from grpo.trainer import GRPOTrainer
+    from leser.runtime import build_reward, trainable_queries
+    from policy import load_policy
+
+    cfg = _config(args)
+    reward = build_reward(cfg)
+    print(reward.dataset.summary())
+    train_qids = trainable_queries(cfg, reward.dataset, "train")[: cfg.data.max_train_queries]
+    valid_qids = trainable_queries(cfg, reward.dataset, "valid")
+    model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)
+    trainer = GRPOTrainer(cfg.train, model, tokenizer, reward, cfg.prompt, train_qids, valid_qids,
+                          lora_cfg=cfg.lora, run_config=cfg.to_dict())
+    result = trainer.train(resume=args.resume)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from leser.evaluate import run_evaluation
+
+    cfg = _config(args)
+    if args.checkpoint:
+        cfg.eval.checkpoints = list(args.checkpoint)
+    if args.max_queries is not None:
+        cfg.eval.max_queries = args.max_queries
+    if args.output_dir:
+        cfg.eval.output_dir = args.output_dir
+    run_evaluation(cfg)
+    return 0
+
+
+def _expander(cfg: LeserConfig):
+    from leser.runtime import build_reward
+    from policy import load_policy
+
+    reward = build_reward(cfg)
+    model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)
+    return reward, model, tokenizer
+
+
+def _expand_batch(queries: list[str], reward, model, tokenizer, cfg: LeserConfig):
+    """Context titles and expansions for free-text queries, greedy by default."""
+    from policy import build_prompt, parse_completion, sample_groups
+
+    ids, _ = reward.engine.search(queries, max(cfg.prompt.context_k, 1))
+    texts = reward.dataset.product_texts
+    contexts = [[texts[i] for i in row[: cfg.prompt.context_k].tolist() if i >= 0] for row in ids]
+    prompts = [build_prompt(tokenizer, q, c, cfg.prompt) for q, c in zip(queries, contexts)]
+    rollout = sample_groups(model, tokenizer, prompts, 1, max_new_tokens=cfg.eval.max_new_tokens,
+                            temperature=cfg.eval.temperature)
+    expansions = [parse_completion(t, cfg.prompt.num_expansions)[: cfg.prompt.num_expansions] for t in rollout.texts]
+    return contexts, expansions
+
+
+def cmd_expand(args) -> int:
+    query = " ".join(args.query).strip()
+    if not query:
+        raise ConfigError("empty query: give the text to expand, e.g. leser expand \"couch small apartment\"")
+    cfg = _config(args)
+    if args.n is not None:
+        cfg.prompt.num_expansions = args.n
+    reward, model, tokenizer = _expander(cfg)
+    [context], [expansions] = _expand_batch([query], reward, model, tokenizer, cfg)
+    print(f"query: {query}\ncontext ({len(context)} results):")
+    for i, title in enumerate(context, 1):
+        print(f"  {i}. {title}")
+    print("expansions:")
+    for e in expansions:
+        print(f"  - {e}")
+    return 0
+
+
+def _read_queries(path: Path) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read queries from {path}: {err}") from None
+    queries = [line.strip() for line in lines if line.strip()]
+    if not queries:
+        raise ConfigError(f"{path}: no queries (one query per line)")
+    return list(dict.fromkeys(queries))
+
+
+def cmd_precompute(args) -> int:
+    from tqdm.auto import tqdm
+
+    queries = _read_queries(Path(args.queries))
+    cfg = _config(args)
+    reward, model, tokenizer = _expander(cfg)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f, tqdm(total=len(queries), desc="expand") as bar:
+        for i in range(0, len(queries), args.batch_size):
+            batch = queries[i : i + args.batch_size]
+            _, expansions = _expand_batch(batch, reward, model, tokenizer, cfg)
+            for q, e in zip(batch, expansions):
+                f.write(json.dumps({"query": q, "expansions": e}, ensure_ascii=False) + "\n")
+            bar.update(len(batch))
+    tmp.replace(out)
+    print(f"wrote {len(queries)} queries to {out}")
+    return 0
+
+
+def cmd_show_config(args) -> int:
+    print(json.dumps(asdict(_config(args)), indent=1, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="leser", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p):
+        p.add_argument("--config", help="TOML config (see experiments/configs/)")
+        p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                       help="override a config value, TOML syntax: --set train.max_steps=5")
+        return p
+
+    p = common(sub.add_parser("train", help="GRPO-train the policy"))
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
+    p.set_defaults(func=cmd_train)
+
+    p = common(sub.add_parser("eval", help="compare the original query, zero-shot and trained expansions"))
+    p.add_argument("--checkpoint", action="append", help="a trained policy folder, optionally label=path")
+    p.add_argument("--max-queries", type=int)
+    p.add_argument("--output-dir")
+    p.set_defaults(func=cmd_eval)
+
+    p = common(sub.add_parser("expand", help="expand one query and show the context used"))
+    p.add_argument("query", nargs="+")
+    p.add_argument("--model", help="policy folder or HF id (default: the config's)")
+    p.add_argument("-n", type=int, help="number of expansions")
+    p.set_defaults(func=cmd_expand)
+
+    p = common(sub.add_parser("precompute", help="expand a file of queries (one per line) to JSONL"))
+    p.add_argument("--queries", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--model", help="policy folder or HF id")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.set_defaults(func=cmd_precompute)
+
+    p = common(sub.add_parser("config", help="print the resolved config"))
+    p.set_defaults(func=cmd_show_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        print(f"leser {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

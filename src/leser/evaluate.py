@@ -1,0 +1,189 @@
+"""``make eval``: the original query against expansion policies, on held-out queries.
+
+Rows: the original query (dense engine; BM25 when installed), zero-shot base-model expansions, and each
+trained checkpoint's expansions. Expansion rows are fused with the original query exactly as the reward
+fuses them (``[reward]`` fusion and original_weight), so eval measures what training optimised.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from leser.config import LeserConfig
+from leser.runtime import build_engine, trainable_queries
+from retrieval import Dataset, load_dataset
+from retrieval.metrics import mrr_at_k, ndcg_at_k, recall_at_k
+from reward import check, fuse_with_original, usable
+
+METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "coverage_increment")
+
+
+@dataclass
+class Row:
+    system: str
+    metrics: dict[str, float]
+    rule_violation_rate: float | None = None
+    latency_ms_per_query: float | None = None
+    generation: dict | None = None
+    examples: list[dict] = field(default_factory=list)
+
+
+def score_rankings(dataset: Dataset, qids: list[str], rankings: list[torch.Tensor],
+                   originals: list[torch.Tensor]) -> dict[str, float]:
+    """Mean metrics over queries; ``rankings[i]`` and ``originals[i]`` are ranked catalog rows for qids[i]."""
+    rel = dataset.relevant_gain
+    sums = dict.fromkeys(METRICS, 0.0)
+    for qid, ranked, orig in zip(qids, rankings, originals):
+        gains = dataset.qrels.get(qid, {})
+        r100 = recall_at_k(ranked, gains, 100, rel)
+        sums["ndcg@10"] += ndcg_at_k(ranked, gains, 10)
+        sums["recall@10"] += recall_at_k(ranked, gains, 10, rel)
+        sums["recall@100"] += r100
+        sums["mrr@10"] += mrr_at_k(ranked, gains, 10, rel)
+        sums["coverage_increment"] += r100 - recall_at_k(orig, gains, 100, rel)
+    return {k: v / max(len(qids), 1) for k, v in sums.items()}
+
+
+def expansion_row(label: str, model_path: str | None, cfg: LeserConfig, dataset: Dataset, engine,
+                  qids: list[str], original: tuple[torch.Tensor, torch.Tensor]) -> Row:
+    """Generate expansions for every query, fuse each with its original list, and score."""
+    from policy import build_prompt, load_policy, parse_completion, sample_groups
+
+    model, tokenizer = load_policy(model_path, dtype=cfg.policy.dtype)
+    orig_ids, orig_scores = original
+    texts = dataset.product_texts
+    k_ctx = cfg.prompt.context_k
+    expansions, violations, seconds = [], [], 0.0
+    for i in range(0, len(qids), cfg.eval.batch_queries):
+        chunk = list(range(i, min(i + cfg.eval.batch_queries, len(qids))))
+        prompts = [
+            build_prompt(tokenizer, dataset.queries[qids[j]],
+                         [texts[r] for r in orig_ids[j, :k_ctx].tolist() if r >= 0], cfg.prompt)
+            for j in chunk
+        ]
+        start = time.perf_counter()
+        rollout = sample_groups(model, tokenizer, prompts, 1, max_new_tokens=cfg.eval.max_new_tokens,
+                                temperature=cfg.eval.temperature)
+        seconds += time.perf_counter() - start
+        for j, text in zip(chunk, rollout.texts):
+            query = dataset.queries[qids[j]]
+            parsed = parse_completion(text)
+            violations.append(check(parsed, query, cfg.rules))
+            expansions.append(usable(parsed, query, cfg.rules))
+        print(f"  {label}: {len(expansions)}/{len(qids)} queries expanded", flush=True)
+
+    unique = list(dict.fromkeys(e for es in expansions for e in es))
+    depth = max(100, cfg.reward.coverage_k)
+    exp_ids, exp_scores = engine.search(unique, depth) if unique else (None, None)
+    where = {t: n for n, t in enumerate(unique)}
+    fused = [
+        fuse_with_original(orig_ids[j], [exp_ids[where[e]] for e in es], cfg.reward, orig_scores[j],
+                           [exp_scores[where[e]] for e in es])
+        for j, es in enumerate(expansions)
+    ]
+    metrics = score_rankings(dataset, qids, fused, list(orig_ids))
+    return Row(
+        system=label,
+        metrics=metrics,
+        rule_violation_rate=sum(bool(v) for v in violations) / len(violations),
+        latency_ms_per_query=1000 * seconds / len(qids),
+        generation={"temperature": cfg.eval.temperature, "max_new_tokens": cfg.eval.max_new_tokens,
+                    "context_k": k_ctx, "num_expansions": cfg.prompt.num_expansions,
+                    "fusion": cfg.reward.fusion, "original_weight": cfg.reward.original_weight},
+        examples=[{"query": dataset.queries[qids[j]], "expansions": expansions[j]} for j in range(min(5, len(qids)))],
+    )
+
+
+def original_row(label: str, dataset: Dataset, engine, qids: list[str]) -> tuple[Row, tuple]:
+    ids, scores = engine.search([dataset.queries[q] for q in qids], 100)
+    return Row(label, score_rankings(dataset, qids, list(ids), list(ids))), (ids, scores)
+
+
+def _checkpoint_rows(cfg: LeserConfig) -> list[tuple[str, str]]:
+    rows = []
+    for item in cfg.eval.checkpoints:
+        label, sep, path = item.partition("=")
+        rows.append((label, path) if sep else (f"trained ({Path(item).name})", item))
+    return rows
+
+
+def run_evaluation(cfg: LeserConfig) -> dict:
+    dataset = load_dataset(cfg.data.path)
+    print(dataset.summary())
+    qids = trainable_queries(cfg, dataset, cfg.eval.split)[: cfg.eval.max_queries]
+    if not qids:
+        raise ValueError(f"no judged queries in split {cfg.eval.split!r}")
+    print(f"evaluating {len(qids)} {cfg.eval.split} queries")
+    dense = build_engine(cfg, dataset, "dense")
+    rows: list[Row] = []
+    row, original = original_row("original query (dense)", dataset, dense, qids)
+    rows.append(row)
+    try:
+        rows.append(original_row("original query (BM25)", dataset, build_engine(cfg, dataset, "bm25"), qids)[0])
+    except ImportError as err:
+        print(f"skipping BM25: {err}")
+    if cfg.eval.zero_shot:
+        rows.append(expansion_row("zero-shot base model", cfg.policy.model, cfg, dataset, dense, qids, original))
+    for label, path in _checkpoint_rows(cfg):
+        rows.append(expansion_row(label, path, cfg, dataset, dense, qids, original))
+
+    report = {
+        "dataset": dataset.name,
+        "split": cfg.eval.split,
+        "num_queries": len(qids),
+        "engine": asdict(cfg.engine),
+        "conventions": {"ndcg_gain": "dataset gain (Home Depot: relevance - 1)",
+                        "relevant_gain": dataset.relevant_gain},
+        "rows": [asdict(r) for r in rows],
+    }
+    write_report(report, Path(cfg.eval.output_dir))
+    return report
+
+
+def markdown_table(report: dict) -> str:
+    head = "| system | nDCG@10 | R@10 | R@100 | MRR@10 | coverage + | rule violations | ms/query |"
+    lines = [head, "|" + "---|" * 8]
+    for r in report["rows"]:
+        m = r["metrics"]
+        viol = "" if r["rule_violation_rate"] is None else f"{r['rule_violation_rate']:.1%}"
+        lat = "" if r["latency_ms_per_query"] is None else f"{r['latency_ms_per_query']:.0f}"
+        lines.append(f"| {r['system']} | {m['ndcg@10']:.4f} | {m['recall@10']:.4f} | {m['recall@100']:.4f} | "
+                     f"{m['mrr@10']:.4f} | {m['coverage_increment']:+.4f} | {viol} | {lat} |")
+    return "\n".join(lines)
+
+
+def write_report(report: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    md = [f"# Evaluation: {report['dataset']} {report['split']} split, {report['num_queries']} queries", "",
+          markdown_table(report), ""]
+    for r in report["rows"]:
+        if r["generation"]:
+            md.append(f"- {r['system']}: generation {json.dumps(r['generation'])}")
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    _plot(report, out / "report.png")
+    print("\n" + markdown_table(report) + f"\n\nwrote {out}/report.md, report.json")
+
+
+def _plot(report: dict, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed (pip install leser[plot]): no report.png")
+        return
+    names = [r["system"] for r in report["rows"]]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, metric in zip(axes, ("ndcg@10", "recall@100")):
+        ax.barh(names, [r["metrics"][metric] for r in report["rows"]])
+        ax.set_title(metric)
+        ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
