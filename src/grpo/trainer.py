@@ -355,8 +355,8 @@ class GRPOTrainer:
             if step % cfg.save_steps == 0 or step == cfg.max_steps:
                 self.save()
             bar.update(1)
-            bar.set_postfix(reward=f"{batch.parts.total.mean().item():.3f}", step_s=f"{step_time:.1f}",
-                            **{k: f"{v:.1f}" for k, v in timer.seconds.items()})
+            phases = " ".join(f"{k}={v:.1f}s" for k, v in timer.seconds.items())
+            bar.set_postfix_str(f"reward={batch.parts.total.mean().item():.3f} step={step_time:.1f}s ({phases})")
         bar.close()
 
         after = self.validation_reward()
