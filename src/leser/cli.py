@@ -54,9 +54,9 @@ def _expander(cfg: LeserConfig):
     from leser.runtime import build_reward
     from policy import load_policy
 
-    reward = build_reward(cfg)
+    # The model first: a wrong --model fails in a second, before the catalog is embedded.
     model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)
-    return reward, model, tokenizer
+    return build_reward(cfg), model, tokenizer
 
 
 def _expand_batch(queries: list[str], reward, model, tokenizer, cfg: LeserConfig):

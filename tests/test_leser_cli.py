@@ -1,0 +1,65 @@
+"""The app layer: TOML config loading, overrides, and clear errors from the command line."""
+from pathlib import Path
+
+import pytest
+
+from leser.cli import main
+from leser.config import ConfigError, load_config
+
+CONFIGS = sorted((Path(__file__).parents[1] / "experiments" / "configs").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    cfg = load_config(path)
+    assert cfg.train.num_generations >= 2
+
+
+def test_overrides_use_toml_syntax(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[train]\nmax_steps = 3\n[lora]\ntarget_modules = ["q_proj"]\n')
+    cfg = load_config(path, ["train.beta=0.0", "data.path=some/dir", "reward.original_weight=3"])
+    assert cfg.train.max_steps == 3 and cfg.train.beta == 0.0
+    assert cfg.data.path == "some/dir"
+    assert cfg.reward.original_weight == 3
+    assert cfg.lora.target_modules == ("q_proj",)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[trian]\nmax_steps = 3\n", "unknown table"),
+        ("[train]\nmax_stepz = 3\n", "unknown key"),
+        ("[train]\nloss_type = 'ppo'\n", "loss_type"),
+        ("[train\n", "invalid TOML"),
+        ("train = 3\n", "must be a table"),
+    ],
+)
+def test_bad_config_names_the_problem(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("nope.toml")
+
+
+def test_cli_reports_errors_without_traceback(capsys, tmp_path):
+    assert main(["config", "--config", str(tmp_path / "missing.toml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+    assert main(["expand", "   "]) == 2
+    assert "empty query" in capsys.readouterr().err
+    empty = tmp_path / "q.txt"
+    empty.write_text("\n\n")
+    assert main(["precompute", "--queries", str(empty), "--out", str(tmp_path / "o.jsonl")]) == 2
+    assert "no queries" in capsys.readouterr().err
+    assert main(["precompute", "--queries", str(tmp_path / "none.txt"), "--out", str(tmp_path / "o.jsonl")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_cli_config_prints_resolved_values(capsys):
+    assert main(["config", "--set", "train.max_steps=7"]) == 0
+    assert '"max_steps": 7' in capsys.readouterr().out

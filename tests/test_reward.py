@@ -1,0 +1,119 @@
+"""Platform rules and search-engine reward parts, on a fake engine with hand-computed numbers."""
+import math
+
+import pytest
+import torch
+
+from retrieval import Dataset
+from reward import RewardConfig, RulesConfig, SearchReward, check, usable
+
+RULES = RulesConfig(max_expansions=3, max_words=4, max_chars=30, banned_terms=["cheap"])
+
+
+@pytest.mark.parametrize(
+    "expansions, expected",
+    [
+        ([], ["unparsable"]),
+        (["cordless drill"], []),
+        (["a", "b", "c", "d"], ["count"]),
+        (["one two three four five"], ["too_long"]),
+        (["x" * 31], ["too_long"]),
+        (["bad\x07bell"], ["not_printable"]),
+        (["Cordless Drill", "cordless  drill"], ["duplicate"]),
+        (["DRILL"], ["equals_query"]),
+        (["cheap drill"], ["banned_term"]),
+        (["cheapest drill"], []),  # a word boundary: 'cheap' is banned, 'cheapest' is another word
+        (["drill $20"], ["url_or_price"]),
+        (["drill 20 dollars"], ["url_or_price"]),
+        (["www.drills.com"], ["url_or_price"]),
+        (["perceuse sans fil", "taladro inalámbrico"], []),  # non-ASCII is printable
+        (["drill", "drill", "drill", "drill"], ["count", "duplicate", "equals_query"]),
+    ],
+)
+def test_rules(expansions, expected):
+    assert check(expansions, "drill", RULES) == expected
+
+
+def test_usable_keeps_first_distinct_valid_expansions():
+    got = usable(["drill", "Drill Set", "drill set", "cheap drill", "impact driver", "hammer drill", "saw"],
+                 "drill", RULES)
+    assert got == ["Drill Set", "impact driver", "hammer drill"]
+
+
+class FakeEngine:
+    """Returns fixed rankings per text; counts calls so batching can be checked."""
+
+    def __init__(self, table: dict[str, list[int]]):
+        self.table, self.calls = table, []
+
+    def search(self, texts, k):
+        self.calls.append(list(texts))
+        ids = torch.full((len(texts), k), -1, dtype=torch.long)
+        for i, t in enumerate(texts):
+            row = self.table.get(t, [])[:k]
+            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        scores = torch.where(ids >= 0, 1.0 / (1 + torch.arange(k).float()).expand(len(texts), k), -math.inf)
+        return ids, scores
+
+
+def make_env(**reward_kw):
+    dataset = Dataset(
+        name="toy",
+        product_ids=[f"p{i}" for i in range(6)],
+        product_texts=[f"title {i}" for i in range(6)],
+        queries={"q": "drill"},
+        qrels={"q": {0: 2.0, 3: 2.0, 5: 1.0}},
+        relevant_gain=2.0,
+    )
+    engine = FakeEngine({"drill": [0, 1, 2], "impact driver": [3, 4], "hammer drill": [5, 3]})
+    cfg = RewardConfig(relevance_k=2, coverage_k=3, **reward_kw)
+    return SearchReward(dataset, engine, cfg, RulesConfig()), engine
+
+
+def test_reward_parts_by_hand():
+    env, engine = make_env(rule_penalty=0.5)
+    parts = env.score(["q", "q", "q"], [["impact driver"], ["hammer drill", "drill"], []])
+    # completion 0: 'impact driver' ranks [3, 4]; gains [2, 0]: DCG@2 = 2/log2(2) = 2;
+    # ideal gains [2, 2]: IDCG = 2 + 2/log2(3) = 3.2619; nDCG = 0.6131.
+    assert parts.relevance[0].item() == pytest.approx(2 / (2 + 2 / math.log2(3)), abs=1e-4)
+    # fused RRF (original weight 1, rrf_k 60): original [0, 1, 2], expansion [3, 4] -> top 3 = [0, 3, 1]:
+    # relevant {0, 3}: recall 1.0; the original alone reaches {0}: 0.5. Increment 0.5.
+    assert parts.coverage[0].item() == pytest.approx(0.5)
+    assert parts.rules[0].item() == 0.0
+    assert parts.total[0].item() == pytest.approx(parts.relevance[0].item() + 0.5, abs=1e-6)
+    # completion 1: 'drill' equals the query: it is penalised and not searched; 'hammer drill' ranks [5, 3]:
+    # gains [1, 2]: DCG = 1 + 2/log2(3) = 2.2619, nDCG = 2.2619 / 3.2619 = 0.6934.
+    assert parts.violations[1] == ["equals_query"]
+    assert parts.expansions_used[1] == ["hammer drill"]
+    assert parts.relevance[1].item() == pytest.approx((1 + 2 / math.log2(3)) / (2 + 2 / math.log2(3)), abs=1e-4)
+    assert parts.rules[1].item() == pytest.approx(-0.5)
+    # completion 2: nothing parsable: the floor.
+    assert parts.total[2].item() == pytest.approx(-1.0)
+    # one batched call for all expansions of the rollout, after the original query's (cached) call
+    assert engine.calls == [["impact driver", "hammer drill"], ["drill"]]
+
+
+def test_original_results_are_cached():
+    env, engine = make_env()
+    env.score(["q"], [["impact driver"]])
+    env.score(["q"], [["impact driver"]])
+    assert sum(c == ["drill"] for c in engine.calls) == 1
+
+
+def test_original_weight_protects_the_head():
+    # weight 3 on the original: its rank-2 item (1) beats the expansion's rank-1 item (3).
+    env, _ = make_env(original_weight=3.0)
+    parts = env.score(["q"], [["impact driver"]])
+    # fused top 3 = [0, 1, 2]... 3/(61)=.0492, 3/62=.0484, 3/63=.0476 vs 1/61 = .0164: 3 falls out of the top 3.
+    assert parts.coverage[0].item() == pytest.approx(0.0)
+
+
+def test_context_titles():
+    env, _ = make_env()
+    assert env.context(["q"], 2) == [["title 0", "title 1"]]
+    assert env.context(["q"], 0) == [[]]
+
+
+def test_bad_relevance_mode():
+    with pytest.raises(ValueError, match="relevance"):
+        make_env(relevance="clicks")
