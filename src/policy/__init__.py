@@ -1,0 +1,27 @@
+"""The LESER policy: model loading, prompts, group sampling, log-prob scoring and LoRA.
+
+Self-contained: it depends on torch/transformers only, never on ``retrieval``, ``reward``,
+``grpo`` or ``leser``.
+"""
+from .loading import convert_gguf, default_policy_dir, load_policy
+from .logprobs import completion_logprobs, naive_completion_logprobs
+from .lora import LoraConfig, apply_lora, lora_state_dict, merge_lora
+from .prompts import PromptConfig, build_prompt, parse_completion
+from .sampling import Rollout, sample_groups
+
+__all__ = [
+    "load_policy",
+    "default_policy_dir",
+    "convert_gguf",
+    "PromptConfig",
+    "build_prompt",
+    "parse_completion",
+    "Rollout",
+    "sample_groups",
+    "completion_logprobs",
+    "naive_completion_logprobs",
+    "LoraConfig",
+    "apply_lora",
+    "merge_lora",
+    "lora_state_dict",
+]

@@ -1,0 +1,167 @@
+"""Log-probabilities of sampled completions under a policy (with or without grad).
+
+:func:`completion_logprobs` is the training-time scorer. It saves work in two ways:
+
+1. Logits are computed only at the T positions that predict completion tokens (the last prompt
+   position and the completion positions except the last), instead of at all ``P + T`` positions;
+   with a ~49k vocabulary the LM head and log-softmax dominate memory otherwise.
+2. Each group's prompt runs through the transformer once; its KV cache is repeated to the G rows of
+   the group, and the completions attend to it. Gradients flow back into the shared prompt
+   activations through the repeat (``repeat_interleave`` is differentiable).
+
+Under gradient checkpointing (``model.gradient_checkpointing_enable()`` + train mode + grad), the
+decoder layers drop the KV cache (a replayed layer would append to it twice), so the function falls
+back to one concatenated ``prompt + completion`` sequence per row — still with logits only at the
+completion positions. Results are identical; only the prompt sharing is lost.
+
+:func:`naive_completion_logprobs` is the plain reference: full forward, full logits, log-softmax
+everywhere, gather.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._batching import (
+    cache_kwarg,
+    effective_temperature,
+    left_pad,
+    model_device,
+    new_cache,
+    positions_from_mask,
+    token_logprobs,
+)
+
+
+def _check_inputs(prompt_ids: list[torch.Tensor], completion_ids: torch.Tensor, completion_mask: torch.Tensor,
+                  group_size: int) -> None:
+    if group_size < 1:
+        raise ValueError("group_size must be >= 1")
+    if completion_ids.dim() != 2 or completion_mask.shape != completion_ids.shape:
+        raise ValueError(f"completion_ids and completion_mask must both be [B, T], got "
+                         f"{tuple(completion_ids.shape)} and {tuple(completion_mask.shape)}")
+    if completion_ids.shape[0] != len(prompt_ids) * group_size:
+        raise ValueError(f"B={completion_ids.shape[0]} != n_groups={len(prompt_ids)} * G={group_size}")
+
+
+def _pad_id(model: nn.Module) -> int:
+    """Filler for left padding; its value is irrelevant because it is always masked out."""
+    pad = getattr(model.config, "pad_token_id", None)
+    return int(pad) if pad is not None else 0
+
+
+def _concat_inputs(model: nn.Module, prompt_ids: list[torch.Tensor], completion_ids: torch.Tensor,
+                   group_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Per-row ``[left-padded prompt | completion]``: ids, attention mask, position ids ``[B, P + T]``, and ``P``.
+
+    Completion padding stays attendable: it comes after every real token, so causal attention
+    never lets a real token see it, and its own outputs are masked out by the caller.
+    """
+    device = model_device(model)
+    ids, attn = left_pad(prompt_ids, _pad_id(model), device)  # [n, P]
+    ids, attn = ids.repeat_interleave(group_size, 0), attn.repeat_interleave(group_size, 0)
+    completion_ids = completion_ids.to(device)
+    full_ids = torch.cat([ids, completion_ids], dim=1)
+    full_attn = torch.cat([attn, torch.ones_like(completion_ids)], dim=1)
+    return full_ids, full_attn, positions_from_mask(full_attn), ids.shape[1]
+
+
+def _checkpointing_active(model: nn.Module) -> bool:
+    """True when HF gradient checkpointing would strip the KV cache from the decoder layers."""
+    # transformers 5.x renamed the flag (the old name still works but warns).
+    name = "is_activation_checkpointing"
+    if not hasattr(type(model), name):
+        name = "is_gradient_checkpointing"
+    return bool(getattr(model, name, False)) and model.training and torch.is_grad_enabled()
+
+
+def _concat_hidden(model: nn.Module, prompt_ids: list[torch.Tensor], completion_ids: torch.Tensor,
+                   group_size: int) -> torch.Tensor:
+    """Hidden states ``[B, T, H]`` at the positions predicting completion tokens (no prompt sharing)."""
+    ids, attn, pos, prompt_len = _concat_inputs(model, prompt_ids, completion_ids, group_size)
+    hidden = model.base_model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False).last_hidden_state
+    # Left padding puts the last prompt token at column P - 1 for every row.
+    return hidden[:, prompt_len - 1: prompt_len - 1 + completion_ids.shape[1]]
+
+
+def _shared_prompt_hidden(model: nn.Module, prompt_ids: list[torch.Tensor], completion_ids: torch.Tensor,
+                          group_size: int) -> torch.Tensor:
+    """Hidden states ``[B, T, H]`` predicting completion tokens, running each prompt once.
+
+    Prompt pass: ``[n, P]`` -> last hidden state ``[n, H]`` and a KV cache ``[n, heads, P, d]`` per layer.
+    Both are repeated to ``B = n * G`` rows; the completion pass ``[B, T]`` attends to the cache.
+    """
+    device = model_device(model)
+    base, cache, kw = model.base_model, new_cache(model), cache_kwarg(model.base_model)
+    ids, attn = left_pad(prompt_ids, _pad_id(model), device)  # [n, P]
+    prompt_hidden = base(input_ids=ids, attention_mask=attn, position_ids=positions_from_mask(attn),
+                         use_cache=True, **{kw: cache}).last_hidden_state[:, -1]  # [n, H]
+    cache.batch_repeat_interleave(group_size)
+    completion_ids = completion_ids.to(device)
+    attn = attn.repeat_interleave(group_size, 0)  # [B, P]
+    full_attn = torch.cat([attn, torch.ones_like(completion_ids)], dim=1)  # [B, P + T]
+    steps = torch.arange(completion_ids.shape[1], device=device)
+    positions = attn.sum(-1, keepdim=True) + steps  # [B, T]
+    completion_hidden = base(input_ids=completion_ids, attention_mask=full_attn, position_ids=positions,
+                             use_cache=True, **{kw: cache}).last_hidden_state  # [B, T, H]
+    first = prompt_hidden.repeat_interleave(group_size, 0).unsqueeze(1)  # [B, 1, H]
+    return torch.cat([first, completion_hidden[:, :-1]], dim=1)
+
+
+def completion_logprobs(
+    model: nn.Module,
+    prompt_ids: list[torch.Tensor],
+    completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    group_size: int,
+    temperature: float = 1.0,
+    micro_batch_groups: int | None = None,
+) -> torch.Tensor:
+    """``FloatTensor [B, T]``: ``log_softmax(logits / temperature)`` of each completion token, 0 where masked.
+
+    ``prompt_ids``: one ``[P_g]`` per group; ``completion_ids``/``completion_mask``: ``[B, T]`` with
+    row ``b`` in group ``b // group_size`` (the layout of :class:`policy.Rollout`). Differentiable
+    when grad is enabled; wrap reference-model calls in ``torch.inference_mode()``. Temperature 0
+    means 1 (same convention as sampling). ``micro_batch_groups`` bounds how many groups go through
+    the model at once; note autograd still keeps every micro-batch's activations until backward.
+    """
+    _check_inputs(prompt_ids, completion_ids, completion_mask, group_size)
+    hidden_fn = _concat_hidden if _checkpointing_active(model) else _shared_prompt_hidden
+    head = model.get_output_embeddings()
+    step = micro_batch_groups or len(prompt_ids)
+    parts = []
+    for start in range(0, len(prompt_ids), step):
+        groups = prompt_ids[start:start + step]
+        rows = completion_ids[start * group_size:(start + len(groups)) * group_size]
+        hidden = hidden_fn(model, groups, rows, group_size)  # [b, T, H]
+        parts.append(token_logprobs(head(hidden), rows.to(hidden.device), temperature))
+    logprobs = torch.cat(parts, dim=0)
+    mask = completion_mask.to(logprobs.device).bool()
+    return torch.where(mask, logprobs, torch.zeros_like(logprobs))
+
+
+def naive_completion_logprobs(
+    model: nn.Module,
+    prompt_ids: list[torch.Tensor],
+    completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    group_size: int,
+    temperature: float = 1.0,
+    micro_batch_groups: int | None = None,
+) -> torch.Tensor:
+    """Reference for :func:`completion_logprobs`: each row is ``prompt + completion``, full logits over
+    all ``P + T`` positions, log-softmax everywhere, then gather the completion tokens. ``[B, T]``."""
+    _check_inputs(prompt_ids, completion_ids, completion_mask, group_size)
+    step = micro_batch_groups or len(prompt_ids)
+    parts = []
+    for start in range(0, len(prompt_ids), step):
+        groups = prompt_ids[start:start + step]
+        rows = completion_ids[start * group_size:(start + len(groups)) * group_size]
+        ids, attn, pos, prompt_len = _concat_inputs(model, groups, rows, group_size)
+        logits = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False).logits  # [b, P+T, V]
+        all_logprobs = torch.log_softmax(logits.float() / effective_temperature(temperature), dim=-1)
+        predicting = all_logprobs[:, prompt_len - 1: -1]  # [b, T, V]
+        parts.append(predicting.gather(-1, ids[:, prompt_len:].unsqueeze(-1)).squeeze(-1))
+    logprobs = torch.cat(parts, dim=0)
+    mask = completion_mask.to(logprobs.device).bool()
+    return torch.where(mask, logprobs, torch.zeros_like(logprobs))

@@ -1,0 +1,84 @@
+"""Ranking metrics against hand-computed values (arithmetic in the comments)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from retrieval.metrics import (
+    coverage_increment,
+    dcg_at_k,
+    evaluate_rankings,
+    mrr_at_k,
+    ndcg_at_k,
+    recall_at_k,
+)
+
+# Judgments of one query: items 7 and 3 relevant (gain 2), item 5 partly (gain 1), item 9 judged irrelevant.
+GAINS = {7: 2.0, 3: 2.0, 5: 1.0, 9: 0.0}
+
+
+def test_dcg():
+    # ranks 1..4 hold 3 (g2), 1 (unjudged), 5 (g1), 9 (g0):
+    # 2/log2(2) + 0/log2(3) + 1/log2(4) + 0/log2(5) = 2 + 0.5 = 2.5
+    assert dcg_at_k([3, 1, 5, 9], GAINS, 4) == pytest.approx(2.5)
+    # k = 1 keeps only rank 1: 2/1 = 2
+    assert dcg_at_k([3, 1, 5, 9], GAINS, 1) == pytest.approx(2.0)
+
+
+def test_ndcg():
+    # ideal order 7, 3, 5: 2/1 + 2/log2(3) + 1/log2(4) = 2 + 1.26186 + 0.5 = 3.76186
+    ideal = 2 + 2 / math.log2(3) + 0.5
+    assert ndcg_at_k([3, 1, 5, 9], GAINS, 10) == pytest.approx(2.5 / ideal)
+    assert ndcg_at_k([7, 3, 5], GAINS, 10) == pytest.approx(1.0)
+    # At k = 2 the ideal is 2 + 2/log2(3) = 3.26186; ranking [1, 7] earns 2/log2(3) = 1.26186 -> 0.38685
+    assert ndcg_at_k([1, 7], GAINS, 2) == pytest.approx((2 / math.log2(3)) / (2 + 2 / math.log2(3)))
+    assert ndcg_at_k([1, 2], {1: 0.0}, 10) == 0.0  # no positive gain
+
+
+def test_padding_and_repeats_do_not_count():
+    # -1 is padding; the repeated 3 counts once: 2/1 + (nothing for the repeat) = 2
+    assert dcg_at_k(torch.tensor([3, 3, -1, -1]), GAINS, 4) == pytest.approx(2.0)
+    assert recall_at_k([-1, -1], GAINS, 2, relevant_gain=2) == 0.0
+
+
+def test_recall():
+    # relevant (gain >= 2) = {7, 3}; top-3 of [3, 1, 5, 7] holds 3 only -> 1/2
+    assert recall_at_k([3, 1, 5, 7], GAINS, 3, relevant_gain=2.0) == pytest.approx(0.5)
+    # top-4 holds both -> 2/2
+    assert recall_at_k([3, 1, 5, 7], GAINS, 4, relevant_gain=2.0) == pytest.approx(1.0)
+    # with threshold 1, relevant = {7, 3, 5}; top-3 holds 3 and 5 -> 2/3
+    assert recall_at_k([3, 1, 5, 7], GAINS, 3, relevant_gain=1.0) == pytest.approx(2 / 3)
+    assert recall_at_k([3], {3: 1.0}, 1, relevant_gain=2.0) == 0.0  # no relevant item at all: 0 by convention
+
+
+def test_mrr():
+    # first gain >= 2 item is 7 at rank 3 -> 1/3
+    assert mrr_at_k([1, 5, 7, 3], GAINS, 10, relevant_gain=2.0) == pytest.approx(1 / 3)
+    # threshold 1: item 5 at rank 2 -> 1/2
+    assert mrr_at_k([1, 5, 7, 3], GAINS, 10, relevant_gain=1.0) == pytest.approx(0.5)
+    # cut at k = 2: 7 (rank 3) is outside -> 0
+    assert mrr_at_k([1, 5, 7, 3], GAINS, 2, relevant_gain=2.0) == 0.0
+
+
+def test_coverage_increment():
+    # original top-2 [1, 3]: recall 1/2; fused top-2 [3, 7]: recall 2/2; increment 1 - 0.5 = 0.5
+    assert coverage_increment([3, 7], [1, 3], GAINS, 2, relevant_gain=2.0) == pytest.approx(0.5)
+    # fused loses 3 and finds nothing: 0 - 0.5 = -0.5
+    assert coverage_increment([1, 5], [1, 3], GAINS, 2, relevant_gain=2.0) == pytest.approx(-0.5)
+
+
+def test_evaluate_rankings():
+    qrels = {"a": GAINS, "b": {4: 1.0}}
+    rankings = {"a": torch.tensor([7, 3, 5]), "b": [0, 4]}
+    result = evaluate_rankings(rankings, qrels, relevant_gain=1.0, ks=(1, 10))
+    # a: nDCG 1 (ideal order); b: 1/log2(3) over ideal 1 = 0.63093 -> mean 0.81546
+    assert result["ndcg@10"] == pytest.approx((1 + 1 / math.log2(3)) / 2)
+    # a: MRR 1 (7 at rank 1); b: 1/2 -> mean 0.75
+    assert result["mrr@10"] == pytest.approx(0.75)
+    # recall@1: a finds 7 of {7, 3, 5} = 1/3, b finds nothing = 0 -> 1/6; recall@10: a 1, b 1 -> 1
+    assert result["recall@1"] == pytest.approx(1 / 6)
+    assert result["recall@10"] == pytest.approx(1.0)
+    assert result["n_queries"] == 2
+    assert evaluate_rankings({}, qrels, 1.0)["ndcg@10"] == 0.0
