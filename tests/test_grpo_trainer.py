@@ -130,10 +130,11 @@ def test_tensorboard_tags(tmp_path, tiny_tokenizer, tiny_llama):
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
     for tag in ("reward/total/mean", "reward/relevance/mean", "reward/coverage/std", "frac_reward_zero_std",
-                "train/kl", "train/clip_ratio/low", "train/clip_ratio/high", "train/grad_norm",
+                "train/kl", "train/entropy", "train/clip_ratio/low", "train/clip_ratio/high", "train/grad_norm",
                 "train/learning_rate", "completions/mean_length", "completions/truncated_fraction",
                 "rules/violation_rate", "time/generate_s", "time/reward_s", "time/reference_s",
-                "time/update_s", "time/old_logprobs_s", "time/tokens_per_s", "valid/reward/total"):
+                "time/update_s", "time/old_logprobs_s", "time/tokens_per_s", "valid/reward/total",
+                "valid/reward_sampled/total"):
         assert tag in tags, tag
 
 

@@ -125,3 +125,17 @@ def test_shape_validation(tiny_llama, rollout):
     with pytest.raises(ValueError, match=r"\[B, T\]"):
         completion_logprobs(tiny_llama, rollout.prompt_ids, rollout.completion_ids,
                             rollout.completion_mask[:, :-1], G)
+
+
+def test_entropy_matches_full_softmax(tiny_llama, rollout):
+    with torch.no_grad():
+        logprobs, entropy = call(completion_logprobs, tiny_llama, rollout, temperature=0.7, return_entropy=True)
+        expected = []
+        for b in range(rollout.batch_size):
+            prompt = rollout.prompt_ids[b // G]
+            ids = torch.cat([prompt, rollout.completion_ids[b]]).unsqueeze(0)
+            dist = torch.distributions.Categorical(logits=tiny_llama(input_ids=ids).logits[0, prompt.numel() - 1: -1] / 0.7)
+            expected.append(dist.entropy())
+    expected = torch.stack(expected) * rollout.completion_mask
+    torch.testing.assert_close(entropy, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(logprobs, call(completion_logprobs, tiny_llama, rollout, temperature=0.7))

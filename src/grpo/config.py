@@ -82,7 +82,10 @@ class GRPOConfig:
     save_total_limit: int = 2
     """Keep the last K checkpoints."""
     eval_queries: int = 64
-    """Validation queries whose greedy-expansion reward is measured before and after training."""
+    """Validation queries whose reward is measured before and after training (greedy and sampled)."""
+    eval_samples_per_query: int = 2
+    """Samples per validation query at the training temperature (0: greedy only). The sampled reward is what
+    GRPO optimises; greedy is what serving gets, and it moves later."""
 
     def __post_init__(self) -> None:
         checks = {

@@ -14,7 +14,7 @@ import random
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -22,21 +22,23 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from grpo.batch import StepBatch, concat_batches, select_groups
 from grpo.checkpoint import TrainingState, checkpoint_dirs, load_checkpoint, save_checkpoint
 from grpo.config import GRPOConfig
-from grpo.objective import LossNormalizer, group_advantages, grpo_loss, zero_std_groups
+from grpo.logs import completions_markdown, flat_hparams, log_scalars, step_metrics
+from grpo.objective import LossNormalizer, group_advantages, grpo_loss, masked_mean, zero_std_groups
 from policy import (
     LoraConfig,
     PromptConfig,
-    Rollout,
     apply_lora,
     build_prompt,
     completion_logprobs,
+    expand_queries,
     merge_lora,
     parse_completion,
     sample_groups,
 )
-from reward import RULES, RewardParts, SearchReward
+from reward import SearchReward
 
 
 # ----------------------------------------------------------------------------- data order
@@ -112,20 +114,10 @@ def adapter_state(model) -> dict[str, torch.Tensor]:
     return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
 
 
-@dataclass
-class StepBatch:
-    """One step's rollouts, scored: what the update phase consumes."""
-
-    qids: list[str]  # [n_groups]
-    queries: list[str]  # [n_groups]
-    prompts: list[str]  # [n_groups]
-    contexts: list[list[str]]  # [n_groups][context_k]
-    rollout: Rollout  # B = n_groups * G rows
-    parts: RewardParts  # [B]
-    advantages: torch.Tensor  # [B]
-    loss_mask: torch.Tensor  # [B, T]
-    zero_std_fraction: float = 0.0
-    stats: dict[str, float] = field(default_factory=dict)
+def _reward_summary(metrics: dict[str, float]) -> str:
+    nan = float("nan")
+    return (f"greedy {metrics.get('valid/reward/total', nan):.4f}, "
+            f"sampled {metrics.get('valid/reward_sampled/total', nan):.4f}")
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -172,16 +164,17 @@ class GRPOTrainer:
 
     # ------------------------------------------------------------------ rollouts
 
-    def make_prompts(self, qids: list[str]) -> tuple[list[str], list[list[str]]]:
+    def make_prompts(self, qids: list[str]) -> tuple[list[str], list[str], list[list[str]]]:
+        """Query texts, chat prompts and the context titles they show, one per query id."""
         contexts = self.reward.context(qids, self.prompt_cfg.context_k)
         queries = [self.reward.dataset.queries[q] for q in qids]
         prompts = [build_prompt(self.tokenizer, q, c, self.prompt_cfg) for q, c in zip(queries, contexts)]
-        return prompts, contexts
+        return queries, prompts, contexts
 
     def rollout(self, qids: list[str], timer: PhaseTimer) -> StepBatch:
         cfg, G = self.cfg, self.cfg.num_generations
         with timer("search"):
-            prompts, contexts = self.make_prompts(qids)
+            queries, prompts, contexts = self.make_prompts(qids)
         self.model.eval()
         with timer("generate"):
             rollout = sample_groups(
@@ -189,14 +182,13 @@ class GRPOTrainer:
                 temperature=cfg.temperature, top_p=cfg.top_p, generator=self.generator,
             )
         with timer("reward"):
-            expansions = [parse_completion(t) for t in rollout.texts]
+            expansions = [parse_completion(t, self.prompt_cfg.num_expansions) for t in rollout.texts]
             parts = self.reward.score([q for q in qids for _ in range(G)], expansions)
         advantages = group_advantages(parts.total, G, cfg.scale_rewards)
         loss_mask = rollout.completion_mask.float()
         if cfg.mask_truncated_completions:
             loss_mask = loss_mask * (~rollout.truncated).float().unsqueeze(1)
         zero_std = zero_std_groups(parts.total, G)
-        queries = [self.reward.dataset.queries[q] for q in qids]
         return StepBatch(qids, queries, prompts, contexts, rollout, parts, advantages, loss_mask,
                          zero_std.float().mean().item())
 
@@ -215,6 +207,8 @@ class GRPOTrainer:
             extra = self.rollout(self.sampler.take(n - len(keep)), timer)
             batch = concat_batches(select_groups(batch, keep, G), extra, G)
         batch.zero_std_fraction = first_zero_std  # what sampling gave, before the refill
+        # Recomputed over the final batch: with scale_rewards="batch" the std spans all kept groups.
+        batch.advantages = group_advantages(batch.parts.total, G, self.cfg.scale_rewards)
         return batch
 
     # ------------------------------------------------------------------ log-probs and update
@@ -226,11 +220,11 @@ class GRPOTrainer:
             g1 = min(g0 + step, n_groups)
             yield g0, g1, slice(g0 * G, g1 * G)
 
-    def logprobs(self, model, batch: StepBatch, g0: int, g1: int, rows: slice) -> torch.Tensor:
+    def logprobs(self, model, batch: StepBatch, g0: int, g1: int, rows: slice, return_entropy: bool = False):
         r = batch.rollout
         return completion_logprobs(
             model, r.prompt_ids[g0:g1], r.completion_ids[rows], r.completion_mask[rows],
-            self.cfg.num_generations, temperature=self.cfg.temperature,
+            self.cfg.num_generations, temperature=self.cfg.temperature, return_entropy=return_entropy,
         )
 
     @torch.inference_mode()
@@ -260,7 +254,7 @@ class GRPOTrainer:
             for _ in range(cfg.num_iterations):
                 self.optimizer.zero_grad(set_to_none=True)
                 for g0, g1, rows in self.micro_batches(batch):
-                    logprobs = self.logprobs(self.model, batch, g0, g1, rows)
+                    logprobs, entropy = self.logprobs(self.model, batch, g0, g1, rows, return_entropy=True)
                     # On-policy (mu = 1) the old policy is the current one: ratio 1, gradient exact.
                     old = logprobs.detach() if old_logprobs is None else old_logprobs[rows]
                     ref = None if ref_logprobs is None else ref_logprobs[rows]
@@ -272,6 +266,7 @@ class GRPOTrainer:
                     loss.backward()
                     share = (g1 - g0) / len(batch.prompts) / cfg.num_iterations
                     totals["loss"] += loss.item() / cfg.num_iterations
+                    totals["entropy"] += masked_mean(entropy, batch.loss_mask[rows]).item() * share
                     for k, v in stats.items():
                         totals[k] += v.item() * share
                 grad_norm = torch.nn.utils.clip_grad_norm_(
@@ -286,21 +281,31 @@ class GRPOTrainer:
     # ------------------------------------------------------------------ evaluation
 
     @torch.inference_mode()
-    def validation_reward(self, qids: list[str] | None = None, chunk: int = 16) -> dict[str, float]:
-        """Mean reward parts of the greedy expansion of each validation query."""
-        qids = self.valid_qids if qids is None else qids
-        if not qids:
+    def validation_reward(self) -> dict[str, float]:
+        """Mean reward parts on the validation queries, two ways.
+
+        ``valid/reward``: greedy expansions, what serving would get. ``valid/reward_sampled``:
+        ``eval_samples_per_query`` samples at the training temperature, the quantity GRPO optimises; a fixed
+        seed makes the before/after numbers comparable (and leaves the training RNG untouched).
+        """
+        if not self.valid_qids:
             return {}
         self.model.eval()
-        parts_list = []
-        for i in range(0, len(qids), chunk):
-            part_qids = qids[i : i + chunk]
-            prompts, _ = self.make_prompts(part_qids)
-            rollout = sample_groups(self.model, self.tokenizer, prompts, 1,
-                                    max_new_tokens=self.cfg.max_completion_length, temperature=0.0)
-            parts_list.append(self.reward.score(part_qids, [parse_completion(t) for t in rollout.texts]))
-        cat = {name: torch.cat([getattr(p, name) for p in parts_list]) for name in ("total", "relevance", "coverage", "rules")}
-        return {f"valid/reward/{k}": v.mean().item() for k, v in cat.items()}
+        cfg, names = self.cfg, ("total", "relevance", "coverage", "rules")
+        queries, prompts, contexts = self.make_prompts(self.valid_qids)
+        greedy = expand_queries(self.model, self.tokenizer, queries, contexts, self.prompt_cfg,
+                                max_new_tokens=cfg.max_completion_length, temperature=0.0)
+        parts = self.reward.score(self.valid_qids, greedy)
+        metrics = {f"valid/reward/{n}": getattr(parts, n).mean().item() for n in names}
+        if cfg.eval_samples_per_query > 0:
+            n = cfg.eval_samples_per_query
+            rollout = sample_groups(self.model, self.tokenizer, prompts, n, max_new_tokens=cfg.max_completion_length,
+                                    temperature=cfg.temperature, top_p=cfg.top_p,
+                                    generator=torch.Generator().manual_seed(cfg.seed + 1))
+            sampled = [parse_completion(t, self.prompt_cfg.num_expansions) for t in rollout.texts]
+            parts = self.reward.score([q for q in self.valid_qids for _ in range(n)], sampled)
+            metrics.update({f"valid/reward_sampled/{k}": getattr(parts, k).mean().item() for k in names})
+        return metrics
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -336,7 +341,7 @@ class GRPOTrainer:
             before = self.validation_reward()
             self.state.history.update({f"{k}@start": v for k, v in before.items()})
             log_scalars(writer, before, 0)
-            print(f"valid reward before training: {before.get('valid/reward/total', float('nan')):.4f}")
+            print("valid reward before training: " + _reward_summary(before))
 
         bar = tqdm(total=cfg.max_steps, initial=self.state.step, desc="grpo", dynamic_ncols=True)
         while self.state.step < cfg.max_steps:
@@ -348,7 +353,7 @@ class GRPOTrainer:
 
             step = self.state.step
             if step % cfg.logging_steps == 0:
-                metrics = step_metrics(batch, update_stats, timer, step_time, self.scheduler.get_last_lr()[0])
+                metrics = step_metrics(batch, update_stats, timer.seconds, step_time, self.scheduler.get_last_lr()[0])
                 log_scalars(writer, metrics, step)
             if step % cfg.log_completions_steps == 0:
                 writer.add_text("completions", completions_markdown(batch), step)
@@ -362,106 +367,8 @@ class GRPOTrainer:
         after = self.validation_reward()
         log_scalars(writer, after, self.state.step)
         result = {**self.state.history, **{f"{k}@end": v for k, v in after.items()}}
-        writer.add_hparams(flat_hparams(self.run_config), {k: v for k, v in result.items() if "total" in k})
+        writer.add_hparams(flat_hparams(self.run_config), {f"hparam/{k}": v for k, v in result.items() if "total" in k})
         writer.close()
         (self.output_dir / "result.json").write_text(json.dumps(result, indent=1))
-        print(f"valid reward after training: {after.get('valid/reward/total', float('nan')):.4f}")
+        print("valid reward after training: " + _reward_summary(after))
         return result
-
-
-# ----------------------------------------------------------------------------- batches
-
-
-def select_groups(batch: StepBatch, groups: list[int], G: int) -> StepBatch:
-    rows = torch.tensor([g * G + j for g in groups for j in range(G)], dtype=torch.long)
-    r = batch.rollout
-    rollout = Rollout(
-        prompt_ids=[r.prompt_ids[g] for g in groups], completion_ids=r.completion_ids[rows],
-        completion_mask=r.completion_mask[rows], sample_logprobs=r.sample_logprobs[rows],
-        truncated=r.truncated[rows], group_size=G, texts=[r.texts[i] for i in rows.tolist()],
-    )
-    p = batch.parts
-    idx = rows.tolist()
-    parts = RewardParts(p.relevance[rows], p.coverage[rows], p.rules[rows], p.total[rows],
-                        [p.violations[i] for i in idx], [p.expansions_used[i] for i in idx])
-    return StepBatch([batch.qids[g] for g in groups], [batch.queries[g] for g in groups],
-                     [batch.prompts[g] for g in groups],
-                     [batch.contexts[g] for g in groups], rollout, parts, batch.advantages[rows],
-                     batch.loss_mask[rows], batch.zero_std_fraction)
-
-
-def concat_batches(a: StepBatch, b: StepBatch, G: int) -> StepBatch:
-    def pad_cat(x: torch.Tensor, y: torch.Tensor, value) -> torch.Tensor:
-        width = max(x.shape[1], y.shape[1])
-        pad = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)  # noqa: E731
-        return torch.cat([pad(x), pad(y)])
-
-    ra, rb = a.rollout, b.rollout
-    pad_id = 0
-    rollout = Rollout(
-        prompt_ids=ra.prompt_ids + rb.prompt_ids,
-        completion_ids=pad_cat(ra.completion_ids, rb.completion_ids, pad_id),
-        completion_mask=pad_cat(ra.completion_mask, rb.completion_mask, 0),
-        sample_logprobs=pad_cat(ra.sample_logprobs, rb.sample_logprobs, 0.0),
-        truncated=torch.cat([ra.truncated, rb.truncated]), group_size=G, texts=ra.texts + rb.texts,
-    )
-    pa, pb = a.parts, b.parts
-    parts = RewardParts(*(torch.cat([getattr(pa, n), getattr(pb, n)]) for n in ("relevance", "coverage", "rules", "total")),
-                        pa.violations + pb.violations, pa.expansions_used + pb.expansions_used)
-    return StepBatch(a.qids + b.qids, a.queries + b.queries, a.prompts + b.prompts, a.contexts + b.contexts, rollout, parts,
-                     torch.cat([a.advantages, b.advantages]), pad_cat(a.loss_mask, b.loss_mask, 0.0),
-                     a.zero_std_fraction)
-
-
-# ----------------------------------------------------------------------------- logging
-
-
-def step_metrics(batch: StepBatch, update: dict[str, float], timer: PhaseTimer, step_time: float,
-                 lr: float) -> dict[str, float]:
-    parts, r = batch.parts, batch.rollout
-    lengths = r.completion_mask.float().sum(dim=1)
-    m = {f"reward/{n}/mean": getattr(parts, n).mean().item() for n in ("total", "relevance", "coverage", "rules")}
-    m.update({f"reward/{n}/std": getattr(parts, n).std().item() for n in ("total", "relevance", "coverage", "rules")})
-    m["frac_reward_zero_std"] = batch.zero_std_fraction
-    m["completions/mean_length"] = lengths.mean().item()
-    m["completions/max_length"] = lengths.max().item()
-    m["completions/truncated_fraction"] = r.truncated.float().mean().item()
-    m["rules/violation_rate"] = sum(bool(v) for v in parts.violations) / len(parts.violations)
-    for rule in RULES:
-        m[f"rules/{rule}"] = sum(rule in v for v in parts.violations) / len(parts.violations)
-    for k, v in update.items():
-        m[f"train/{k}"] = v
-    m["train/learning_rate"] = lr
-    for phase, seconds in timer.seconds.items():
-        m[f"time/{phase}_s"] = seconds
-    m["time/step_s"] = step_time
-    m["time/tokens_per_s"] = lengths.sum().item() / step_time
-    return m
-
-
-def log_scalars(writer: SummaryWriter, metrics: dict[str, float], step: int) -> None:
-    for k, v in metrics.items():
-        writer.add_scalar(k, v, step)
-
-
-def completions_markdown(batch: StepBatch, max_groups: int = 2) -> str:
-    G = batch.rollout.group_size
-    lines = []
-    for g in range(min(max_groups, len(batch.qids))):
-        lines.append(f"**query** `{batch.queries[g]}`\n\n**context**: " + " | ".join(batch.contexts[g]))
-        lines.append("\n| completion | total | relevance | coverage | rules |\n|---|---|---|---|---|")
-        for b in range(g * G, (g + 1) * G):
-            p = batch.parts
-            text = batch.rollout.texts[b].replace("\n", " / ").replace("|", "\\|")
-            lines.append(f"| {text} | {p.total[b]:.3f} | {p.relevance[b]:.3f} | {p.coverage[b]:.3f} | {p.rules[b]:.2f} {','.join(p.violations[b])} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def flat_hparams(run_config: dict) -> dict:
-    flat = {}
-    for section, values in run_config.items():
-        if isinstance(values, dict):
-            for k, v in values.items():
-                flat[f"{section}.{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
-    return flat

@@ -60,17 +60,15 @@ def _expander(cfg: LeserConfig):
 
 
 def _expand_batch(queries: list[str], reward, model, tokenizer, cfg: LeserConfig):
-    """Context titles and expansions for free-text queries, greedy by default."""
-    from policy import build_prompt, parse_completion, sample_groups
+    """Context titles and expansions for free-text queries (greedy unless [eval] temperature says otherwise)."""
+    from policy import expand_queries
 
     ids, _ = reward.engine.search(queries, max(cfg.prompt.context_k, 1))
     texts = reward.dataset.product_texts
     contexts = [[texts[i] for i in row[: cfg.prompt.context_k].tolist() if i >= 0] for row in ids]
-    prompts = [build_prompt(tokenizer, q, c, cfg.prompt) for q, c in zip(queries, contexts)]
-    rollout = sample_groups(model, tokenizer, prompts, 1, max_new_tokens=cfg.eval.max_new_tokens,
-                            temperature=cfg.eval.temperature)
-    expansions = [parse_completion(t, cfg.prompt.num_expansions)[: cfg.prompt.num_expansions] for t in rollout.texts]
-    return contexts, expansions
+    expansions = expand_queries(model, tokenizer, queries, contexts, cfg.prompt,
+                                max_new_tokens=cfg.eval.max_new_tokens, temperature=cfg.eval.temperature)
+    return contexts, [e[: cfg.prompt.num_expansions] for e in expansions]
 
 
 def cmd_expand(args) -> int:

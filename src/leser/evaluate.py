@@ -51,30 +51,21 @@ def score_rankings(dataset: Dataset, qids: list[str], rankings: list[torch.Tenso
 def expansion_row(label: str, model_path: str | None, cfg: LeserConfig, dataset: Dataset, engine,
                   qids: list[str], original: tuple[torch.Tensor, torch.Tensor]) -> Row:
     """Generate expansions for every query, fuse each with its original list, and score."""
-    from policy import build_prompt, load_policy, parse_completion, sample_groups
+    from policy import expand_queries, load_policy
 
     model, tokenizer = load_policy(model_path, dtype=cfg.policy.dtype)
     orig_ids, orig_scores = original
     texts = dataset.product_texts
     k_ctx = cfg.prompt.context_k
-    expansions, violations, seconds = [], [], 0.0
-    for i in range(0, len(qids), cfg.eval.batch_queries):
-        chunk = list(range(i, min(i + cfg.eval.batch_queries, len(qids))))
-        prompts = [
-            build_prompt(tokenizer, dataset.queries[qids[j]],
-                         [texts[r] for r in orig_ids[j, :k_ctx].tolist() if r >= 0], cfg.prompt)
-            for j in chunk
-        ]
-        start = time.perf_counter()
-        rollout = sample_groups(model, tokenizer, prompts, 1, max_new_tokens=cfg.eval.max_new_tokens,
-                                temperature=cfg.eval.temperature)
-        seconds += time.perf_counter() - start
-        for j, text in zip(chunk, rollout.texts):
-            query = dataset.queries[qids[j]]
-            parsed = parse_completion(text)
-            violations.append(check(parsed, query, cfg.rules))
-            expansions.append(usable(parsed, query, cfg.rules))
-        print(f"  {label}: {len(expansions)}/{len(qids)} queries expanded", flush=True)
+    queries = [dataset.queries[q] for q in qids]
+    contexts = [[texts[r] for r in row[:k_ctx].tolist() if r >= 0] for row in orig_ids]
+    start = time.perf_counter()
+    parsed = expand_queries(model, tokenizer, queries, contexts, cfg.prompt, max_new_tokens=cfg.eval.max_new_tokens,
+                            temperature=cfg.eval.temperature, batch_size=cfg.eval.batch_queries)
+    seconds = time.perf_counter() - start
+    violations = [check(p, q, cfg.rules) for p, q in zip(parsed, queries)]
+    expansions = [usable(p, q, cfg.rules) for p, q in zip(parsed, queries)]
+    print(f"  {label}: {len(qids)} queries expanded in {seconds:.0f}s", flush=True)
 
     unique = list(dict.fromkeys(e for es in expansions for e in es))
     depth = max(100, cfg.reward.coverage_k)

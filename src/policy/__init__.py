@@ -3,6 +3,7 @@
 Self-contained: it depends on torch/transformers only, never on ``retrieval``, ``reward``,
 ``grpo`` or ``leser``.
 """
+from .expand import expand_queries
 from .loading import convert_gguf, default_policy_dir, load_policy
 from .logprobs import completion_logprobs, naive_completion_logprobs
 from .lora import LoraConfig, apply_lora, lora_state_dict, merge_lora
@@ -18,6 +19,7 @@ __all__ = [
     "parse_completion",
     "Rollout",
     "sample_groups",
+    "expand_queries",
     "completion_logprobs",
     "naive_completion_logprobs",
     "LoraConfig",

@@ -116,7 +116,8 @@ def completion_logprobs(
     group_size: int,
     temperature: float = 1.0,
     micro_batch_groups: int | None = None,
-) -> torch.Tensor:
+    return_entropy: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """``FloatTensor [B, T]``: ``log_softmax(logits / temperature)`` of each completion token, 0 where masked.
 
     ``prompt_ids``: one ``[P_g]`` per group; ``completion_ids``/``completion_mask``: ``[B, T]`` with
@@ -124,20 +125,35 @@ def completion_logprobs(
     when grad is enabled; wrap reference-model calls in ``torch.inference_mode()``. Temperature 0
     means 1 (same convention as sampling). ``micro_batch_groups`` bounds how many groups go through
     the model at once; note autograd still keeps every micro-batch's activations until backward.
+    With ``return_entropy``, also returns the (detached) entropy ``[B, T]`` of each predicting
+    distribution, 0 where masked: a statistic, computed from logits that exist anyway.
     """
     _check_inputs(prompt_ids, completion_ids, completion_mask, group_size)
     hidden_fn = _concat_hidden if _checkpointing_active(model) else _shared_prompt_hidden
     head = model.get_output_embeddings()
     step = micro_batch_groups or len(prompt_ids)
-    parts = []
+    parts, entropies = [], []
     for start in range(0, len(prompt_ids), step):
         groups = prompt_ids[start:start + step]
         rows = completion_ids[start * group_size:(start + len(groups)) * group_size]
         hidden = hidden_fn(model, groups, rows, group_size)  # [b, T, H]
-        parts.append(token_logprobs(head(hidden), rows.to(hidden.device), temperature))
-    logprobs = torch.cat(parts, dim=0)
-    mask = completion_mask.to(logprobs.device).bool()
-    return torch.where(mask, logprobs, torch.zeros_like(logprobs))
+        logits = head(hidden)  # [b, T, V]
+        parts.append(token_logprobs(logits, rows.to(hidden.device), temperature))
+        if return_entropy:
+            entropies.append(token_entropy(logits.detach(), temperature))
+    mask = completion_mask.to(parts[0].device).bool()
+    logprobs = torch.where(mask, torch.cat(parts, dim=0), 0.0)
+    if not return_entropy:
+        return logprobs
+    return logprobs, torch.where(mask, torch.cat(entropies, dim=0), 0.0)
+
+
+@torch.no_grad()
+def token_entropy(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Entropy ``[...]`` of ``softmax(logits / temperature)`` over the last axis of ``[..., V]``."""
+    scaled = logits.float() / effective_temperature(temperature)
+    log_z = torch.logsumexp(scaled, dim=-1, keepdim=True)
+    return -(torch.exp(scaled - log_z) * (scaled - log_z)).sum(-1)
 
 
 def naive_completion_logprobs(

@@ -1,0 +1,148 @@
+"""One GRPO step, ours against TRL's ``GRPOTrainer``, on identical settings, in one run on one machine.
+
+Both trainers get: the same policy (SmolLM2-135M-Instruct converted from the wheel, fp32), the same prompts
+(Home Depot train queries with the same engine context, built by ``policy.build_prompt``), G completions of at
+most ``max_completion_length`` tokens, the same reward (``reward.SearchReward`` wrapped as a TRL reward
+function), ``beta`` > 0, mu = 1, ``loss_type = "grpo"``, the same learning rate and temperature.
+
+Reports the median step time after ``--warmup`` steps for each, the ratio, our per-phase breakdown and
+completion tokens per second. Writes ``experiments/results/bench_grpo.json``.
+
+    python experiments/bench/bench_grpo.py [--steps 3] [--warmup 1] [--scaling]
+
+``--scaling`` adds the table over G = 4, 8, 16 and context k = 0, 5, 10 (slow: TRL takes minutes a step).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from grpo.trainer import GRPOTrainer, PhaseTimer
+from leser.config import load_config
+from leser.runtime import build_reward, trainable_queries
+from policy import build_prompt, load_policy, parse_completion
+from policy.loading import default_policy_dir
+
+
+def our_step_times(cfg, reward, qids, steps: int, warmup: int) -> dict:
+    model, tokenizer = load_policy(cfg.policy.model, dtype="float32")
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg.train.output_dir = tmp
+        trainer = GRPOTrainer(cfg.train, model, tokenizer, reward, cfg.prompt, qids, [], lora_cfg=cfg.lora)
+        times, phases, tokens = [], [], []
+        for i in range(warmup + steps):
+            timer, start = PhaseTimer(), time.perf_counter()
+            batch = trainer.rollout_with_dynamic_sampling(timer)
+            trainer.update(batch, timer)
+            elapsed = time.perf_counter() - start
+            if i >= warmup:
+                times.append(elapsed)
+                phases.append(dict(timer.seconds))
+                tokens.append(int(batch.rollout.completion_mask.sum()))
+            print(f"  ours step {i}: {elapsed:.1f}s {dict((k, round(v, 1)) for k, v in timer.seconds.items())}")
+    median = statistics.median(times)
+    return {
+        "median_step_s": median,
+        "step_s": times,
+        "phases_s": {k: statistics.median(p[k] for p in phases) for k in phases[0]},
+        "completion_tokens_per_s": statistics.median(t / s for t, s in zip(tokens, times)),
+    }
+
+
+def trl_step_times(cfg, reward, qids, steps: int, warmup: int) -> dict:
+    from datasets import Dataset as HFDataset
+    from transformers import AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig as TRLConfig, GRPOTrainer as TRLTrainer
+
+    model_dir = str(default_policy_dir()) if cfg.policy.model is None else cfg.policy.model
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    contexts = reward.context(qids, cfg.prompt.context_k)
+    prompts = [build_prompt(tokenizer, reward.dataset.queries[q], c, cfg.prompt) for q, c in zip(qids, contexts)]
+    data = HFDataset.from_dict({"prompt": prompts, "qid": qids})
+
+    def search_reward(prompts, completions, qid, **_):
+        return reward.score(list(qid), [parse_completion(c) for c in completions]).total.tolist()
+
+    class StepClock(TrainerCallback):
+        def __init__(self):
+            self.times, self.tokens, self._start = [], [], None
+
+        def on_step_begin(self, args, state, control, **kw):
+            self._start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            self.times.append(time.perf_counter() - self._start)
+            print(f"  trl step {len(self.times) - 1}: {self.times[-1]:.1f}s")
+
+    t = cfg.train
+    n_completions = t.num_prompts_per_step * t.num_generations
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TRLConfig(
+            output_dir=tmp, use_cpu=True, per_device_train_batch_size=n_completions,
+            gradient_accumulation_steps=1, num_generations=t.num_generations,
+            max_completion_length=t.max_completion_length, temperature=t.temperature, beta=t.beta,
+            epsilon=t.epsilon, loss_type=t.loss_type, scale_rewards=t.scale_rewards, num_iterations=1,
+            learning_rate=t.learning_rate, max_steps=warmup + steps, logging_steps=1, save_strategy="no",
+            report_to="none", seed=t.seed, disable_dropout=True, shuffle_dataset=False,
+        )
+        clock = StepClock()
+        trainer = TRLTrainer(model=model_dir, reward_funcs=search_reward, args=args, train_dataset=data,
+                             processing_class=tokenizer, callbacks=[clock])
+        trainer.train()
+    times = clock.times[warmup:]
+    return {"median_step_s": statistics.median(times), "step_s": times}
+
+
+def compare(cfg, reward, pool: list[str], steps: int, warmup: int, label: str) -> dict:
+    qids = pool[: cfg.train.num_prompts_per_step * (steps + warmup)]
+    print(f"{label}: G={cfg.train.num_generations} context_k={cfg.prompt.context_k}")
+    ours = our_step_times(cfg, reward, qids, steps, warmup)
+    trl = trl_step_times(cfg, reward, qids, steps, warmup)
+    ratio = trl["median_step_s"] / ours["median_step_s"]
+    print(f"{label}: ours {ours['median_step_s']:.1f}s, TRL {trl['median_step_s']:.1f}s, speed-up {ratio:.2f}x")
+    return {"num_generations": cfg.train.num_generations, "context_k": cfg.prompt.context_k,
+            "ours": ours, "trl": trl, "speedup": ratio}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="experiments/configs/cpu.toml")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--scaling", action="store_true")
+    parser.add_argument("--out", default="experiments/results/bench_grpo.json")
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+
+    cfg = load_config(args.config, ["train.beta=0.04", "train.num_iterations=1", "train.max_completion_length=32",
+                                    "train.num_prompts_per_step=4", "train.num_generations=8"])
+    reward = build_reward(cfg)
+    pool = trainable_queries(cfg, reward.dataset, "train")
+    results = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
+                           "cpus": os.cpu_count(), "torch": torch.__version__},
+               "settings": {"prompts_per_step": 4, "max_completion_length": 32, "beta": 0.04,
+                            "temperature": cfg.train.temperature, "loss_type": cfg.train.loss_type,
+                            "dtype": "float32", "steps": args.steps, "warmup": args.warmup},
+               "main": compare(cfg, reward, pool, args.steps, args.warmup, "main")}
+    if args.scaling:
+        rows = []
+        for g, k in [(4, 5), (16, 5), (8, 0), (8, 10)]:
+            c = load_config(args.config, [f"train.num_generations={g}", f"prompt.context_k={k}",
+                                          "train.beta=0.04", "train.max_completion_length=32"])
+            rows.append(compare(c, reward, pool, args.steps, args.warmup, f"G={g} k={k}"))
+        results["scaling"] = rows
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""What a step writes to TensorBoard: scalars, a completions table, hparams."""
+from __future__ import annotations
+
+from torch.utils.tensorboard import SummaryWriter
+
+from grpo.batch import StepBatch
+from reward import RULES
+
+
+def step_metrics(batch: StepBatch, update: dict[str, float], phase_seconds: dict[str, float], step_time: float,
+                 lr: float) -> dict[str, float]:
+    parts, r = batch.parts, batch.rollout
+    lengths = r.completion_mask.float().sum(dim=1)
+    m = {f"reward/{n}/mean": getattr(parts, n).mean().item() for n in ("total", "relevance", "coverage", "rules")}
+    m.update({f"reward/{n}/std": getattr(parts, n).std().item() for n in ("total", "relevance", "coverage", "rules")})
+    m["frac_reward_zero_std"] = batch.zero_std_fraction
+    m["completions/mean_length"] = lengths.mean().item()
+    m["completions/max_length"] = lengths.max().item()
+    m["completions/truncated_fraction"] = r.truncated.float().mean().item()
+    m["rules/violation_rate"] = sum(bool(v) for v in parts.violations) / len(parts.violations)
+    for rule in RULES:
+        m[f"rules/{rule}"] = sum(rule in v for v in parts.violations) / len(parts.violations)
+    for k, v in update.items():
+        m[f"train/{k}"] = v
+    m["train/learning_rate"] = lr
+    for phase, seconds in phase_seconds.items():
+        m[f"time/{phase}_s"] = seconds
+    m["time/step_s"] = step_time
+    m["time/tokens_per_s"] = lengths.sum().item() / step_time
+    return m
+
+
+def log_scalars(writer: SummaryWriter, metrics: dict[str, float], step: int) -> None:
+    for k, v in metrics.items():
+        writer.add_scalar(k, v, step)
+
+
+def completions_markdown(batch: StepBatch, max_groups: int = 2) -> str:
+    G = batch.rollout.group_size
+    lines = []
+    for g in range(min(max_groups, len(batch.qids))):
+        lines.append(f"**query** `{batch.queries[g]}`\n\n**context**: " + " | ".join(batch.contexts[g]))
+        lines.append("\n| completion | total | relevance | coverage | rules |\n|---|---|---|---|---|")
+        for b in range(g * G, (g + 1) * G):
+            p = batch.parts
+            text = batch.rollout.texts[b].replace("\n", " / ").replace("|", "\\|")
+            lines.append(f"| {text} | {p.total[b]:.3f} | {p.relevance[b]:.3f} | {p.coverage[b]:.3f} | {p.rules[b]:.2f} {','.join(p.violations[b])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def flat_hparams(run_config: dict) -> dict:
+    flat = {}
+    for section, values in run_config.items():
+        if isinstance(values, dict):
+            for k, v in values.items():
+                flat[f"{section}.{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return flat

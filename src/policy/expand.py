@@ -1,0 +1,27 @@
+"""Inference: expansions for a batch of queries, as served (greedy by default)."""
+from __future__ import annotations
+
+from .prompts import PromptConfig, build_prompt, parse_completion
+from .sampling import sample_groups
+
+
+def expand_queries(
+    model,
+    tokenizer,
+    queries: list[str],
+    contexts: list[list[str]],
+    cfg: PromptConfig,
+    max_new_tokens: int = 32,
+    temperature: float = 0.0,
+    batch_size: int = 16,
+) -> list[list[str]]:
+    """Parsed expansions (at most ``2 * num_expansions`` lines, unjudged) for each query and its context titles."""
+    if len(queries) != len(contexts):
+        raise ValueError(f"{len(queries)} queries but {len(contexts)} contexts")
+    out: list[list[str]] = []
+    for start in range(0, len(queries), batch_size):
+        prompts = [build_prompt(tokenizer, q, c, cfg) for q, c in
+                   zip(queries[start:start + batch_size], contexts[start:start + batch_size])]
+        rollout = sample_groups(model, tokenizer, prompts, 1, max_new_tokens=max_new_tokens, temperature=temperature)
+        out.extend(parse_completion(text, cfg.num_expansions) for text in rollout.texts)
+    return out
