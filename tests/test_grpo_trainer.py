@@ -133,7 +133,7 @@ def test_tensorboard_tags(tmp_path, tiny_tokenizer, tiny_llama):
                 "train/kl", "train/entropy", "train/clip_ratio/low", "train/clip_ratio/high", "train/grad_norm",
                 "train/learning_rate", "completions/mean_length", "completions/truncated_fraction",
                 "rules/violation_rate", "time/generate_s", "time/reward_s", "time/reference_s",
-                "time/update_s", "time/old_logprobs_s", "time/tokens_per_s", "valid/reward/total",
+                "time/update_s", "time/tokens_per_s", "valid/reward/total",
                 "valid/reward_sampled/total"):
         assert tag in tags, tag
 
@@ -158,3 +158,25 @@ def test_config_rejects_bad_options():
         GRPOConfig(loss_type="ppo")
     with pytest.raises(ValueError, match="num_generations"):
         GRPOConfig(num_generations=1)
+
+
+def test_multiple_iterations_use_the_sampling_policy_as_old(tmp_path, tiny_tokenizer, tiny_llama, monkeypatch):
+    import grpo.trainer as trainer_module
+    from grpo.trainer import PhaseTimer
+
+    trainer = make_trainer(small_config(tmp_path, num_iterations=3, micro_batch_groups=1), tiny_tokenizer, tiny_llama)
+    batch = trainer.rollout(trainer.sampler.take(2), PhaseTimer())
+    expected_old = trainer.frozen_logprobs(trainer.model, batch)  # before any update
+    seen = []
+    real_loss = trainer_module.grpo_loss
+
+    def recording_loss(logprobs, old, *args, **kwargs):
+        seen.append(old.detach().clone())
+        return real_loss(logprobs, old, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "grpo_loss", recording_loss)
+    trainer.update(batch, PhaseTimer())
+    assert len(seen) == 3 * 2  # 3 passes x 2 micro-batches
+    for i, old in enumerate(seen):
+        rows = slice(0, 4) if i % 2 == 0 else slice(4, 8)
+        torch.testing.assert_close(old, expected_old[rows], atol=1e-5, rtol=0)

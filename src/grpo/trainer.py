@@ -238,11 +238,9 @@ class GRPOTrainer:
         if cfg.beta > 0:
             with timer("reference"):
                 ref_logprobs = self.frozen_logprobs(self.ref_model, batch)
-        old_logprobs = None
-        if cfg.num_iterations > 1:
-            # Off-policy after the first pass: the ratio needs the sampling policy's log-probs.
-            with timer("old_logprobs"):
-                old_logprobs = self.frozen_logprobs(self.model, batch)
+        # The ratio's denominator. The first pass runs before any optimiser step, so its detached log-probs
+        # are the sampling policy's: no separate old-log-prob pass, for any num_iterations.
+        old_logprobs: torch.Tensor | None = None
         norm = LossNormalizer(
             num_sequences=batch.loss_mask.shape[0],
             num_tokens=int(batch.loss_mask.sum().item()),
@@ -253,10 +251,14 @@ class GRPOTrainer:
         with timer("update"):
             for _ in range(cfg.num_iterations):
                 self.optimizer.zero_grad(set_to_none=True)
+                first_pass = []
                 for g0, g1, rows in self.micro_batches(batch):
                     logprobs, entropy = self.logprobs(self.model, batch, g0, g1, rows, return_entropy=True)
-                    # On-policy (mu = 1) the old policy is the current one: ratio 1, gradient exact.
-                    old = logprobs.detach() if old_logprobs is None else old_logprobs[rows]
+                    if old_logprobs is None:
+                        first_pass.append(logprobs.detach())
+                        old = first_pass[-1]  # ratio 1: the exact on-policy gradient
+                    else:
+                        old = old_logprobs[rows]
                     ref = None if ref_logprobs is None else ref_logprobs[rows]
                     loss, stats = grpo_loss(
                         logprobs, old, ref, batch.advantages[rows], batch.loss_mask[rows], norm,
@@ -274,6 +276,8 @@ class GRPOTrainer:
                 )
                 totals["grad_norm"] += grad_norm.item() / cfg.num_iterations
                 self.optimizer.step()
+                if old_logprobs is None:
+                    old_logprobs = torch.cat(first_pass)
         self.scheduler.step()
         self.model.eval()
         return dict(totals)
