@@ -92,6 +92,8 @@ def trl_step_times(cfg, reward, qids, steps: int, warmup: int) -> dict:
             epsilon=t.epsilon, loss_type=t.loss_type, scale_rewards=t.scale_rewards, num_iterations=1,
             learning_rate=t.learning_rate, max_steps=warmup + steps, logging_steps=1, save_strategy="no",
             report_to="none", seed=t.seed, disable_dropout=True, shuffle_dataset=False,
+            # TRL turns these on by default; ours runs fp32 without checkpointing, so TRL does too.
+            gradient_checkpointing=False, bf16=False,
         )
         clock = StepClock()
         trainer = TRLTrainer(model=model_dir, reward_funcs=search_reward, args=args, train_dataset=data,
