@@ -1,5 +1,6 @@
 """Platform rules and search-engine reward parts, on a fake engine with hand-computed numbers."""
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -117,3 +118,20 @@ def test_context_titles():
 def test_bad_relevance_mode():
     with pytest.raises(ValueError, match="relevance"):
         make_env(relevance="clicks")
+
+
+def test_label_free_parts_by_hand():
+    env, engine = make_env(relevance="label_free")
+    engine.embeddings = torch.eye(6)  # item i is the unit vector e_i
+    query_vec = torch.zeros(6)
+    query_vec[[0, 3]] = 2 ** -0.5  # "drill" points between items 0 and 3
+    calls = []
+    engine.encoder = SimpleNamespace(encode=lambda texts: calls.append(texts) or query_vec.unsqueeze(0))
+    parts = env.score(["q", "q"], [["impact driver"], ["impact driver", "hammer drill"]])
+    # 'impact driver' top-2 = [3, 4]: cosines [0.7071, 0], mean 0.3536; both are outside the original's
+    # top-3 [0, 1, 2], so the cosine-weighted share of new items is (0.7071 + 0) / 2 as well.
+    assert parts.relevance[0].item() == pytest.approx(0.5 * 2 ** -0.5, abs=1e-5)
+    assert parts.coverage[0].item() == pytest.approx(0.5 * 2 ** -0.5, abs=1e-5)
+    # 'hammer drill' top-2 = [5, 3]: cosines [0, 0.7071]; the mean over both expansions' 4 items is 0.3536.
+    assert parts.relevance[1].item() == pytest.approx(0.5 * 2 ** -0.5, abs=1e-5)
+    assert calls == [["drill"]]  # the query is encoded once for all its completions

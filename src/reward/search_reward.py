@@ -86,6 +86,7 @@ class SearchReward:
             raise ValueError(f"reward.relevance must be one of {RELEVANCE_MODES}, got {cfg.relevance!r}")
         self.dataset, self.engine, self.cfg, self.rules = dataset, engine, cfg, rules
         self._original: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._query_vectors: dict[str, torch.Tensor] = {}
 
     @property
     def depth(self) -> int:
@@ -164,4 +165,7 @@ class SearchReward:
         return sims.mean().item(), (sims * is_new).sum().item() / sims.numel()
 
     def _query_embedding(self, qid: str) -> torch.Tensor:
-        return self.engine.encoder.encode([self.dataset.queries[qid]])[0]
+        """The original query's vector ``[d]``, encoded once: all G completions of a group share it."""
+        if qid not in self._query_vectors:
+            self._query_vectors[qid] = self.engine.encoder.encode([self.dataset.queries[qid]])[0]
+        return self._query_vectors[qid]
