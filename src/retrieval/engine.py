@@ -57,6 +57,15 @@ def _pad(ids: torch.Tensor, scores: torch.Tensor, k: int) -> tuple[torch.Tensor,
 # ------------------------------------------------------------------------------------------------ exact top-k
 
 
+def _inner_products(queries: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """``[n_q, d] x [n_i, d] -> [n_q, n_i]``. On CPU in fp32, numpy's bundled OpenBLAS sgemm ran this
+    1.5x faster than torch's MKL on our 2-core x86 machine (0.31 s vs 0.47 s for 1,000 x 54,667 x 384),
+    and it shares the tensors' memory, so it is used there; elsewhere torch's matmul."""
+    if queries.device.type == "cpu" and queries.dtype == items.dtype == torch.float32 and not queries.requires_grad:
+        return torch.from_numpy(queries.numpy() @ items.numpy().T)
+    return queries @ items.T
+
+
 def exact_topk(
     queries: torch.Tensor, items: torch.Tensor, k: int, chunk_size: int = 65536, query_batch: int = 512
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,7 +90,7 @@ def exact_topk(
         best_ids = torch.empty(q.shape[0], 0, dtype=torch.long, device=q.device)
         for start in range(0, n_items, chunk_size):
             chunk = items[start : start + chunk_size]
-            scores, ids = torch.topk(q @ chunk.T, min(k_eff, chunk.shape[0]), dim=1)
+            scores, ids = torch.topk(_inner_products(q, chunk), min(k_eff, chunk.shape[0]), dim=1)
             if best_ids.shape[1]:
                 scores = torch.cat([best_scores, scores], 1)
                 ids = torch.cat([best_ids, ids + start], 1)
