@@ -33,7 +33,6 @@ from policy import (
     apply_lora,
     build_prompt,
     completion_logprobs,
-    expand_queries,
     merge_lora,
     parse_completion,
     sample_groups,
@@ -296,20 +295,21 @@ class GRPOTrainer:
             return {}
         self.model.eval()
         cfg, names = self.cfg, ("total", "relevance", "coverage", "rules")
-        queries, prompts, contexts = self.make_prompts(self.valid_qids)
-        greedy = expand_queries(self.model, self.tokenizer, queries, contexts, self.prompt_cfg,
-                                max_new_tokens=cfg.max_completion_length, temperature=0.0)
-        parts = self.reward.score(self.valid_qids, greedy)
+        _, prompts, _ = self.make_prompts(self.valid_qids)
+        parts = self._score_samples(prompts, 1, temperature=0.0)
         metrics = {f"valid/reward/{n}": getattr(parts, n).mean().item() for n in names}
         if cfg.eval_samples_per_query > 0:
-            n = cfg.eval_samples_per_query
-            rollout = sample_groups(self.model, self.tokenizer, prompts, n, max_new_tokens=cfg.max_completion_length,
-                                    temperature=cfg.temperature, top_p=cfg.top_p,
-                                    generator=torch.Generator().manual_seed(cfg.seed + 1))
-            sampled = [parse_completion(t, self.prompt_cfg.num_expansions) for t in rollout.texts]
-            parts = self.reward.score([q for q in self.valid_qids for _ in range(n)], sampled)
+            parts = self._score_samples(prompts, cfg.eval_samples_per_query, temperature=cfg.temperature,
+                                        generator=torch.Generator().manual_seed(cfg.seed + 1))
             metrics.update({f"valid/reward_sampled/{k}": getattr(parts, k).mean().item() for k in names})
         return metrics
+
+    def _score_samples(self, prompts: list[str], n: int, temperature: float, generator=None):
+        """Reward parts ``[len(valid_qids) * n]`` of ``n`` completions per validation prompt."""
+        rollout = sample_groups(self.model, self.tokenizer, prompts, n, max_new_tokens=self.cfg.max_completion_length,
+                                temperature=temperature, top_p=self.cfg.top_p, generator=generator)
+        expansions = [parse_completion(t, self.prompt_cfg.num_expansions) for t in rollout.texts]
+        return self.reward.score([q for q in self.valid_qids for _ in range(n)], expansions)
 
     # ------------------------------------------------------------------ checkpoints
 
