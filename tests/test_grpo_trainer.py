@@ -87,6 +87,22 @@ def test_lora_training_changes_only_adapters_and_exports_plain_weights(tmp_path,
     ids = torch.tensor([[1, 5, 9, 12]])
     with torch.no_grad():
         assert torch.allclose(reloaded(ids).logits, trainer.model(ids).logits, atol=1e-5)
+    # the adapter file alone, applied to the untouched base, gives the same policy
+    from conftest import build_tiny_llama
+    from policy import load_adapter
+
+    base = load_adapter(build_tiny_llama(tiny_tokenizer).eval(), ckpt / "adapter.safetensors")
+    with torch.no_grad():
+        assert torch.allclose(base(ids).logits, reloaded(ids).logits, atol=1e-5)
+
+
+def test_max_time_stops_and_saves(tmp_path, tiny_tokenizer, tiny_llama):
+    cfg = small_config(tmp_path, max_steps=50, save_steps=100, max_time_s=0.0)
+    trainer = make_trainer(cfg, tiny_tokenizer, tiny_llama)
+    result = trainer.train()
+    assert trainer.state.step == 1
+    assert [p.name for p in checkpoint_dirs(cfg.output_dir)] == ["checkpoint-1"]
+    assert "valid/reward/total@end" in result
 
 
 def test_checkpoint_resume_continues_the_same_run(tmp_path, tiny_tokenizer):

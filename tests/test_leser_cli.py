@@ -63,3 +63,31 @@ def test_cli_reports_errors_without_traceback(capsys, tmp_path):
 def test_cli_config_prints_resolved_values(capsys):
     assert main(["config", "--set", "train.max_steps=7"]) == 0
     assert '"max_steps": 7' in capsys.readouterr().out
+
+
+def test_cli_merge_writes_a_plain_model(tmp_path, tiny_tokenizer, capsys):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from conftest import build_tiny_llama
+    from policy import LoraConfig, apply_lora, save_adapter
+
+    base = build_tiny_llama(tiny_tokenizer)
+    base.save_pretrained(tmp_path / "base")
+    tiny_tokenizer.save_pretrained(tmp_path / "base")
+    cfg = LoraConfig(r=2, alpha=4)
+    apply_lora(base, cfg)
+    for p in base.parameters():
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.1)  # a non-trivial adapter
+    adapter = save_adapter(base, tmp_path / "adapter.safetensors", cfg)
+    args = ["merge", "--adapter", str(adapter), "--model", str(tmp_path / "base"), "--output", str(tmp_path / "out")]
+    assert main(args) == 0
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "out")
+    ids = torch.tensor([[1, 5, 9, 12]])
+    with torch.no_grad():
+        torch.testing.assert_close(merged(ids).logits, base(ids).logits, atol=1e-5, rtol=0)
+    # never overwrite a model, and a missing adapter is a one-line error
+    assert main(args) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert main(["merge", "--adapter", str(tmp_path / "none"), "--output", str(tmp_path / "o2")]) == 2

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from policy import LoraConfig, apply_lora, completion_logprobs, merge_lora
+from policy import LoraConfig, apply_lora, completion_logprobs, load_adapter, merge_lora, save_adapter
 from policy.lora import LoraLinear, lora_state_dict
 
 IDS = torch.tensor([[5, 17, 42, 99, 3, 250, 8]])
@@ -66,6 +66,36 @@ def test_merge_is_exact_and_saves_as_plain_hf(tiny_llama, tmp_path):
     tiny_llama.save_pretrained(tmp_path)
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
     torch.testing.assert_close(logits(reloaded), adapted, atol=1e-5, rtol=0)
+
+
+def test_adapter_file_round_trip(tiny_llama, tiny_tokenizer, tmp_path):
+    from conftest import build_tiny_llama
+
+    base_state = {k: v.clone() for k, v in tiny_llama.state_dict().items()}
+    cfg = LoraConfig(r=2, alpha=4, target_modules=("q_proj", "up_proj"))
+    params = apply_lora(tiny_llama, cfg)
+    tiny_llama.train()
+    for _ in range(3):
+        train_step(tiny_llama, params, lr=0.5)
+    tiny_llama.eval()
+    adapted = logits(tiny_llama)
+    path = save_adapter(tiny_llama, tmp_path / "adapter.safetensors", cfg)
+
+    fresh = build_tiny_llama(tiny_tokenizer)
+    fresh.load_state_dict(base_state)
+    torch.testing.assert_close(logits(load_adapter(fresh.eval(), path)), adapted, atol=1e-5, rtol=0)
+    assert not any(isinstance(m, LoraLinear) for m in fresh.modules())
+
+    other = build_tiny_llama(tiny_tokenizer)
+    apply_lora(other, LoraConfig(r=2, alpha=4, target_modules=("q_proj",)))
+    merge_lora(other)
+    with pytest.raises(ValueError, match="no LoRA layers"):
+        save_adapter(other, tmp_path / "none.safetensors", cfg)
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(ValueError, match="not a LESER adapter"):
+        load_adapter(build_tiny_llama(tiny_tokenizer), tmp_path / "plain.safetensors")
 
 
 def test_lora_gradients_through_completion_logprobs(tiny_llama):

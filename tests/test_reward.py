@@ -94,6 +94,23 @@ def test_reward_parts_by_hand():
     assert engine.calls == [["impact driver", "hammer drill"], ["drill"]]
 
 
+def test_relevance_on_fused_list_by_hand():
+    env, _ = make_env(relevance_on="fused")
+    parts = env.score(["q", "q"], [["impact driver"], ["title 9"]])
+    # fused top 3 = [0, 3, 1] (see above); its top 2 [0, 3] has gains [2, 2]: the ideal, nDCG@2 = 1.
+    # The original's top 2 [0, 1] has gains [2, 0]: nDCG@2 = 2 / (2 + 2/log2(3)) = 0.6131. Delta 0.3869.
+    assert parts.relevance[0].item() == pytest.approx(1 - 2 / (2 + 2 / math.log2(3)), abs=1e-4)
+    # an expansion that finds nothing leaves the fused list equal to the original: no gain, no loss.
+    assert parts.relevance[1].item() == pytest.approx(0.0)
+
+
+def test_relevance_on_fused_needs_labels():
+    with pytest.raises(ValueError, match="relevance_on"):
+        make_env(relevance_on="fused", relevance="label_free")
+    with pytest.raises(ValueError, match="relevance_on"):
+        make_env(relevance_on="merged")
+
+
 def test_original_results_are_cached():
     env, engine = make_env()
     env.score(["q"], [["impact driver"]])

@@ -11,10 +11,13 @@ completion tokens per second. Writes ``experiments/results/bench_grpo.json``.
     python experiments/bench/bench_grpo.py [--steps 3] [--warmup 1] [--scaling]
 
 ``--scaling`` adds the table over G = 4, 8, 16 and context k = 0, 5, 10 (slow: TRL takes minutes a step).
+``--profile`` runs one more step of each trainer under ``torch.profiler`` and writes the operators that
+took the most time (self CPU time) to ``experiments/results/profile_grpo.txt``.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -31,22 +34,48 @@ from leser.runtime import build_reward, trainable_queries
 from policy import build_prompt, load_policy, parse_completion
 from policy.loading import default_policy_dir
 
+PROFILE_OUT = "experiments/results/profile_grpo.txt"
 
-def our_step_times(cfg, reward, qids, steps: int, warmup: int) -> dict:
+
+class StepProfiler:
+    """Profiles the step numbered ``step`` (None: none) and keeps its operator table."""
+
+    def __init__(self, step: int | None, rows: int = 25):
+        self.step, self.rows, self.table = step, rows, None
+
+    @contextlib.contextmanager
+    def __call__(self, i: int):
+        if i != self.step:
+            yield
+            return
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            yield
+        self.table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=self.rows)
+
+
+def our_step_times(cfg, reward, qids, steps: int, warmup: int, profiler: StepProfiler | None = None) -> dict:
     model, tokenizer = load_policy(cfg.policy.model, dtype="float32")
+    profiler = profiler or StepProfiler(None)
     with tempfile.TemporaryDirectory() as tmp:
         cfg.train.output_dir = tmp
         trainer = GRPOTrainer(cfg.train, model, tokenizer, reward, cfg.prompt, qids, [], lora_cfg=cfg.lora)
-        times, phases, tokens = [], [], []
-        for i in range(warmup + steps):
+        times, phases, tokens, prompt_tokens = [], [], [], []
+        for i in range(warmup + steps + (profiler.step is not None)):
             timer, start = PhaseTimer(), time.perf_counter()
-            batch = trainer.rollout_with_dynamic_sampling(timer)
-            trainer.update(batch, timer)
+            with profiler(i):
+                batch = trainer.rollout_with_dynamic_sampling(timer)
+                trainer.update(batch, timer)
             elapsed = time.perf_counter() - start
+            if i == profiler.step:
+                print(f"  ours step {i} (profiled): {elapsed:.1f}s")
+                continue
             if i >= warmup:
                 times.append(elapsed)
                 phases.append(dict(timer.seconds))
                 tokens.append(int(batch.rollout.completion_mask.sum()))
+                prompt_tokens.extend(p.numel() for p in batch.rollout.prompt_ids)
             print(f"  ours step {i}: {elapsed:.1f}s {dict((k, round(v, 1)) for k, v in timer.seconds.items())}")
     median = statistics.median(times)
     return {
@@ -54,10 +83,11 @@ def our_step_times(cfg, reward, qids, steps: int, warmup: int) -> dict:
         "step_s": times,
         "phases_s": {k: statistics.median(p[k] for p in phases) for k in phases[0]},
         "completion_tokens_per_s": statistics.median(t / s for t, s in zip(tokens, times)),
+        "prompt_tokens_mean": statistics.mean(prompt_tokens),
     }
 
 
-def trl_step_times(cfg, reward, qids, steps: int, warmup: int) -> dict:
+def trl_step_times(cfg, reward, qids, steps: int, warmup: int, profiler: StepProfiler | None = None) -> dict:
     from datasets import Dataset as HFDataset
     from transformers import AutoTokenizer, TrainerCallback
     from trl import GRPOConfig as TRLConfig, GRPOTrainer as TRLTrainer
@@ -71,15 +101,20 @@ def trl_step_times(cfg, reward, qids, steps: int, warmup: int) -> dict:
     def search_reward(prompts, completions, qid, **_):
         return reward.score(list(qid), [parse_completion(c) for c in completions]).total.tolist()
 
+    profiler = profiler or StepProfiler(None)
+
     class StepClock(TrainerCallback):
         def __init__(self):
-            self.times, self.tokens, self._start = [], [], None
+            self.times, self.tokens, self._start, self._profiling = [], [], None, None
 
         def on_step_begin(self, args, state, control, **kw):
+            self._profiling = profiler(len(self.times))
+            self._profiling.__enter__()
             self._start = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kw):
             self.times.append(time.perf_counter() - self._start)
+            self._profiling.__exit__(None, None, None)
             print(f"  trl step {len(self.times) - 1}: {self.times[-1]:.1f}s")
 
     t = cfg.train
@@ -90,7 +125,8 @@ def trl_step_times(cfg, reward, qids, steps: int, warmup: int) -> dict:
             gradient_accumulation_steps=1, num_generations=t.num_generations,
             max_completion_length=t.max_completion_length, temperature=t.temperature, beta=t.beta,
             epsilon=t.epsilon, loss_type=t.loss_type, scale_rewards=t.scale_rewards, num_iterations=1,
-            learning_rate=t.learning_rate, max_steps=warmup + steps, logging_steps=1, save_strategy="no",
+            learning_rate=t.learning_rate, max_steps=warmup + steps + (profiler.step is not None),
+            logging_steps=1, save_strategy="no",
             report_to="none", seed=t.seed, disable_dropout=True, shuffle_dataset=False,
             # TRL turns these on by default; ours runs fp32 without checkpointing, so TRL does too.
             gradient_checkpointing=False, bf16=False,
@@ -99,15 +135,21 @@ def trl_step_times(cfg, reward, qids, steps: int, warmup: int) -> dict:
         trainer = TRLTrainer(model=model_dir, reward_funcs=search_reward, args=args, train_dataset=data,
                              processing_class=tokenizer, callbacks=[clock])
         trainer.train()
-    times = clock.times[warmup:]
+    times = clock.times[warmup: warmup + steps]
     return {"median_step_s": statistics.median(times), "step_s": times}
 
 
-def compare(cfg, reward, pool: list[str], steps: int, warmup: int, label: str) -> dict:
-    qids = pool[: cfg.train.num_prompts_per_step * (steps + warmup)]
+def compare(cfg, reward, pool: list[str], steps: int, warmup: int, label: str, profile: bool = False) -> dict:
+    qids = pool[: cfg.train.num_prompts_per_step * (steps + warmup + profile)]
     print(f"{label}: G={cfg.train.num_generations} context_k={cfg.prompt.context_k}")
-    ours = our_step_times(cfg, reward, qids, steps, warmup)
-    trl = trl_step_times(cfg, reward, qids, steps, warmup)
+    # The profiled step comes last, so the timed steps never pay the profiler's overhead.
+    ours_prof, trl_prof = (StepProfiler(warmup + steps if profile else None) for _ in range(2))
+    ours = our_step_times(cfg, reward, qids, steps, warmup, ours_prof)
+    trl = trl_step_times(cfg, reward, qids, steps, warmup, trl_prof)
+    if profile:
+        Path(PROFILE_OUT).write_text(f"# {label}: one GRPO step under torch.profiler, CPU, fp32\n\n"
+                                     f"## ours\n{ours_prof.table}\n\n## TRL GRPOTrainer\n{trl_prof.table}\n")
+        print(f"wrote {PROFILE_OUT}")
     ratio = trl["median_step_s"] / ours["median_step_s"]
     print(f"{label}: ours {ours['median_step_s']:.1f}s, TRL {trl['median_step_s']:.1f}s, speed-up {ratio:.2f}x")
     return {"num_generations": cfg.train.num_generations, "context_k": cfg.prompt.context_k,
@@ -120,6 +162,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--scaling", action="store_true")
+    parser.add_argument("--profile", action="store_true")
     parser.add_argument("--out", default="experiments/results/bench_grpo.json")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
@@ -133,7 +176,7 @@ def main() -> None:
                "settings": {"prompts_per_step": 4, "max_completion_length": 32, "beta": 0.04,
                             "temperature": cfg.train.temperature, "loss_type": cfg.train.loss_type,
                             "dtype": "float32", "steps": args.steps, "warmup": args.warmup},
-               "main": compare(cfg, reward, pool, args.steps, args.warmup, "main")}
+               "main": compare(cfg, reward, pool, args.steps, args.warmup, "main", args.profile)}
     if args.scaling:
         rows = []
         for g, k in [(4, 5), (16, 5), (8, 0), (8, 10)]:

@@ -15,6 +15,9 @@ class GRPOConfig:
     """Seeds data order, sampling and LoRA init: the same seed and config give the same run on one machine."""
     max_steps: int = 40
     """Optimiser steps. One step = one batch of prompts, sampled, scored and learned from."""
+    max_time_s: float | None = None
+    """Wall-clock budget: stop after the step that crosses it, save, and validate as at max_steps. For leased
+    machines; the learning-rate schedule still follows max_steps, so a capped run ends before its decay."""
 
     # --- generation ---
     num_prompts_per_step: int = 4

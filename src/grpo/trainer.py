@@ -36,6 +36,7 @@ from policy import (
     merge_lora,
     parse_completion,
     sample_groups,
+    save_adapter,
 )
 from reward import SearchReward
 
@@ -93,11 +94,12 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def seed_everything(seed: int) -> torch.Generator:
+def seed_everything(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """Seed every global RNG; return the sampling generator, on the policy's device so draws stay there."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 def export_state_dict(model, use_lora: bool) -> dict[str, torch.Tensor]:
@@ -137,14 +139,15 @@ class GRPOTrainer:
     ):
         self.cfg, self.tokenizer, self.reward, self.prompt_cfg = cfg, tokenizer, reward, prompt_cfg
         self.valid_qids = valid_qids[: cfg.eval_queries]
-        self.generator = seed_everything(cfg.seed)
         self.device = next(model.parameters()).device
+        self.generator = seed_everything(cfg.seed, self.device)
         # The reference is the policy before any update; with beta == 0 it is never built.
         self.ref_model = None
         if cfg.beta > 0:
             self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.lora_cfg = lora_cfg or LoraConfig()
         if cfg.use_lora:
-            apply_lora(model, lora_cfg or LoraConfig())
+            apply_lora(model, self.lora_cfg)
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable()
             model.config.use_cache = False
@@ -260,7 +263,7 @@ class GRPOTrainer:
                         old = old_logprobs[rows]
                     ref = None if ref_logprobs is None else ref_logprobs[rows]
                     loss, stats = grpo_loss(
-                        logprobs, old, ref, batch.advantages[rows], batch.loss_mask[rows], norm,
+                        logprobs, old, ref, batch.advantages[rows].to(logprobs.device), batch.loss_mask[rows], norm,
                         loss_type=cfg.loss_type, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high,
                         beta=cfg.beta, kl_estimator=cfg.kl_estimator,
                     )
@@ -300,7 +303,7 @@ class GRPOTrainer:
         metrics = {f"valid/reward/{n}": getattr(parts, n).mean().item() for n in names}
         if cfg.eval_samples_per_query > 0:
             parts = self._score_samples(prompts, cfg.eval_samples_per_query, temperature=cfg.temperature,
-                                        generator=torch.Generator().manual_seed(cfg.seed + 1))
+                                        generator=torch.Generator(self.device).manual_seed(cfg.seed + 1))
             metrics.update({f"valid/reward_sampled/{k}": getattr(parts, k).mean().item() for k in names})
         return metrics
 
@@ -314,12 +317,16 @@ class GRPOTrainer:
     # ------------------------------------------------------------------ checkpoints
 
     def save(self) -> Path:
-        return save_checkpoint(
+        path = save_checkpoint(
             self.output_dir, export_state_dict(self.model, self.cfg.use_lora), self.model, self.tokenizer,
             self.optimizer, self.scheduler, self.generator, self.state,
             adapter_state=adapter_state(self.model) if self.cfg.use_lora else None,
             save_total_limit=self.cfg.save_total_limit,
         )
+        if self.cfg.use_lora:
+            # The adapter alone (a few MB) is what travels back from a rented GPU; policy.load_adapter applies it.
+            save_adapter(self.model, path / "adapter.safetensors", self.lora_cfg)
+        return path
 
     def resume(self) -> bool:
         found = checkpoint_dirs(self.output_dir)
@@ -348,6 +355,7 @@ class GRPOTrainer:
             print("valid reward before training: " + _reward_summary(before))
 
         bar = tqdm(total=cfg.max_steps, initial=self.state.step, desc="grpo", dynamic_ncols=True)
+        started = time.perf_counter()
         while self.state.step < cfg.max_steps:
             timer, t0 = PhaseTimer(), time.perf_counter()
             batch = self.rollout_with_dynamic_sampling(timer)
@@ -361,11 +369,15 @@ class GRPOTrainer:
                 log_scalars(writer, metrics, step)
             if step % cfg.log_completions_steps == 0:
                 writer.add_text("completions", completions_markdown(batch), step)
-            if step % cfg.save_steps == 0 or step == cfg.max_steps:
+            out_of_time = cfg.max_time_s is not None and time.perf_counter() - started >= cfg.max_time_s
+            if step % cfg.save_steps == 0 or step == cfg.max_steps or out_of_time:
                 self.save()
             bar.update(1)
             phases = " ".join(f"{k}={v:.1f}s" for k, v in timer.seconds.items())
             bar.set_postfix_str(f"reward={batch.parts.total.mean().item():.3f} step={step_time:.1f}s ({phases})")
+            if out_of_time:
+                print(f"\nmax_time_s={cfg.max_time_s:g} reached after step {step}: stopping")
+                break
         bar.close()
 
         after = self.validation_reward()

@@ -1,4 +1,4 @@
-"""``leser train | eval | expand | precompute``: a thin layer that reads the config and calls the packages."""
+"""``leser train | eval | expand | precompute | merge``: a thin layer that reads the config and calls the packages."""
 from __future__ import annotations
 
 import argparse
@@ -121,6 +121,24 @@ def cmd_precompute(args) -> int:
     return 0
 
 
+def cmd_merge(args) -> int:
+    """A LoRA adapter file (``checkpoint-N/adapter.safetensors``) merged into its base: a plain HF folder."""
+    from policy import load_adapter, load_policy
+
+    cfg = _config(args)
+    adapter, out = Path(args.adapter), Path(args.output)
+    if not adapter.is_file():
+        raise FileNotFoundError(f"adapter file not found: {adapter}")
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty; choose another --output")
+    model, tokenizer = load_policy(args.model or cfg.policy.model, dtype=cfg.policy.dtype, device="cpu")
+    load_adapter(model, adapter)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_show_config(args) -> int:
     print(json.dumps(asdict(_config(args)), indent=1, default=str))
     return 0
@@ -159,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.set_defaults(func=cmd_precompute)
 
+    p = common(sub.add_parser("merge", help="merge a LoRA adapter file into its base model, as an HF folder"))
+    p.add_argument("--adapter", required=True, help="adapter.safetensors written next to a LoRA checkpoint")
+    p.add_argument("--output", required=True, help="new folder for the merged model")
+    p.add_argument("--model", help="the base the adapter was trained on (default: the config's policy)")
+    p.set_defaults(func=cmd_merge)
+
     p = common(sub.add_parser("config", help="print the resolved config"))
     p.set_defaults(func=cmd_show_config)
     return parser
@@ -170,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as err:
         print(f"leser {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -17,7 +17,7 @@ from leser.config import LeserConfig
 from leser.runtime import build_engine, trainable_queries
 from retrieval import Dataset, load_dataset
 from retrieval.metrics import mrr_at_k, ndcg_at_k, recall_at_k
-from reward import check, fuse_with_original, usable
+from reward import RewardConfig, check, fuse_with_original, usable
 
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "coverage_increment")
 
@@ -48,45 +48,66 @@ def score_rankings(dataset: Dataset, qids: list[str], rankings: list[torch.Tenso
     return {k: v / max(len(qids), 1) for k, v in sums.items()}
 
 
-def expansion_row(label: str, model_path: str | None, cfg: LeserConfig, dataset: Dataset, engine,
-                  qids: list[str], original: tuple[torch.Tensor, torch.Tensor]) -> Row:
-    """Generate expansions for every query, fuse each with its original list, and score."""
+@dataclass
+class Expansions:
+    """One policy's expansions of a list of queries, with what producing them cost."""
+
+    expansions: list[list[str]]
+    violations: list[list[str]]
+    seconds: float
+
+
+def generate_expansions(model_path: str | None, cfg: LeserConfig, dataset: Dataset, qids: list[str],
+                        original_ids: torch.Tensor) -> Expansions:
+    """Expand every query with the policy at ``model_path``, shown the engine's top results as context."""
     from policy import expand_queries, load_policy
 
     model, tokenizer = load_policy(model_path, dtype=cfg.policy.dtype)
-    orig_ids, orig_scores = original
     texts = dataset.product_texts
-    k_ctx = cfg.prompt.context_k
     queries = [dataset.queries[q] for q in qids]
-    contexts = [[texts[r] for r in row[:k_ctx].tolist() if r >= 0] for row in orig_ids]
+    contexts = [[texts[r] for r in row[: cfg.prompt.context_k].tolist() if r >= 0] for row in original_ids]
     start = time.perf_counter()
     parsed = expand_queries(model, tokenizer, queries, contexts, cfg.prompt, max_new_tokens=cfg.eval.max_new_tokens,
                             temperature=cfg.eval.temperature, batch_size=cfg.eval.batch_queries)
     seconds = time.perf_counter() - start
     violations = [check(p, q, cfg.rules) for p, q in zip(parsed, queries)]
     expansions = [usable(p, q, cfg.rules) for p, q in zip(parsed, queries)]
-    print(f"  {label}: {len(qids)} queries expanded in {seconds:.0f}s", flush=True)
+    return Expansions(expansions, violations, seconds)
 
+
+def fused_rankings(expansions: list[list[str]], reward_cfg: RewardConfig, engine,
+                   original: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
+    """Each query's original list fused with its expansions' lists, as the reward fuses them."""
+    orig_ids, orig_scores = original
     unique = list(dict.fromkeys(e for es in expansions for e in es))
-    depth = max(100, cfg.reward.coverage_k)
+    depth = max(100, reward_cfg.coverage_k)
     exp_ids, exp_scores = engine.search(unique, depth) if unique else (None, None)
     where = {t: n for n, t in enumerate(unique)}
-    fused = [
-        fuse_with_original(orig_ids[j], [exp_ids[where[e]] for e in es], cfg.reward, orig_scores[j],
+    return [
+        fuse_with_original(orig_ids[j], [exp_ids[where[e]] for e in es], reward_cfg, orig_scores[j],
                            [exp_scores[where[e]] for e in es])
         for j, es in enumerate(expansions)
     ]
-    metrics = score_rankings(dataset, qids, fused, list(orig_ids))
-    return Row(
+
+
+def expansion_row(label: str, model_path: str | None, cfg: LeserConfig, dataset: Dataset, engine,
+                  qids: list[str], original: tuple[torch.Tensor, torch.Tensor]) -> tuple[Row, Expansions]:
+    """Generate expansions for every query, fuse each with its original list, and score."""
+    out = generate_expansions(model_path, cfg, dataset, qids, original[0])
+    print(f"  {label}: {len(qids)} queries expanded in {out.seconds:.0f}s", flush=True)
+    fused = fused_rankings(out.expansions, cfg.reward, engine, original)
+    row = Row(
         system=label,
-        metrics=metrics,
-        rule_violation_rate=sum(bool(v) for v in violations) / len(violations),
-        latency_ms_per_query=1000 * seconds / len(qids),
+        metrics=score_rankings(dataset, qids, fused, list(original[0])),
+        rule_violation_rate=sum(bool(v) for v in out.violations) / len(qids),
+        latency_ms_per_query=1000 * out.seconds / len(qids),
         generation={"temperature": cfg.eval.temperature, "max_new_tokens": cfg.eval.max_new_tokens,
-                    "context_k": k_ctx, "num_expansions": cfg.prompt.num_expansions,
+                    "context_k": cfg.prompt.context_k, "num_expansions": cfg.prompt.num_expansions,
                     "fusion": cfg.reward.fusion, "original_weight": cfg.reward.original_weight},
-        examples=[{"query": dataset.queries[qids[j]], "expansions": expansions[j]} for j in range(min(5, len(qids)))],
+        examples=[{"query": dataset.queries[qids[j]], "expansions": out.expansions[j]}
+                  for j in range(min(5, len(qids)))],
     )
+    return row, out
 
 
 def original_row(label: str, dataset: Dataset, engine, qids: list[str]) -> tuple[Row, tuple]:
@@ -117,10 +138,12 @@ def run_evaluation(cfg: LeserConfig) -> dict:
         rows.append(original_row("original query (BM25)", dataset, build_engine(cfg, dataset, "bm25"), qids)[0])
     except ImportError as err:
         print(f"skipping BM25: {err}")
-    if cfg.eval.zero_shot:
-        rows.append(expansion_row("zero-shot base model", cfg.policy.model, cfg, dataset, dense, qids, original))
-    for label, path in _checkpoint_rows(cfg):
-        rows.append(expansion_row(label, path, cfg, dataset, dense, qids, original))
+    policies = [("zero-shot base model", cfg.policy.model)] if cfg.eval.zero_shot else []
+    generated = []
+    for label, path in policies + _checkpoint_rows(cfg):
+        row, out = expansion_row(label, path, cfg, dataset, dense, qids, original)
+        rows.append(row)
+        generated.append((label, out))
 
     report = {
         "dataset": dataset.name,
@@ -132,7 +155,17 @@ def run_evaluation(cfg: LeserConfig) -> dict:
         "rows": [asdict(r) for r in rows],
     }
     write_report(report, Path(cfg.eval.output_dir))
+    write_expansions(generated, dataset, qids, Path(cfg.eval.output_dir) / "expansions.jsonl")
     return report
+
+
+def write_expansions(generated: list[tuple[str, Expansions]], dataset: Dataset, qids: list[str], path: Path) -> None:
+    """Every expansion behind the report, one JSON line per (system, query): to read, or to re-fuse offline."""
+    with path.open("w") as f:
+        for label, out in generated:
+            for qid, expansions, violations in zip(qids, out.expansions, out.violations):
+                f.write(json.dumps({"system": label, "query_id": qid, "query": dataset.queries[qid],
+                                    "expansions": expansions, "violations": violations}) + "\n")
 
 
 def markdown_table(report: dict) -> str:

@@ -6,7 +6,7 @@ Self-contained: it depends on torch/transformers only, never on ``retrieval``, `
 from .expand import expand_queries
 from .loading import convert_gguf, default_policy_dir, load_policy
 from .logprobs import completion_logprobs, naive_completion_logprobs
-from .lora import LoraConfig, apply_lora, lora_state_dict, merge_lora
+from .lora import LoraConfig, apply_lora, load_adapter, lora_state_dict, merge_lora, save_adapter
 from .prompts import PromptConfig, build_prompt, parse_completion
 from .sampling import Rollout, sample_groups
 
@@ -26,4 +26,6 @@ __all__ = [
     "apply_lora",
     "merge_lora",
     "lora_state_dict",
+    "load_adapter",
+    "save_adapter",
 ]

@@ -6,8 +6,10 @@ back into plain ``nn.Linear`` modules so the model saves and reloads as an ordin
 """
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -136,3 +138,39 @@ def merge_lora(model: nn.Module) -> nn.Module:
 def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """Only the LoRA tensors (``...lora_A`` / ``...lora_B``), detached, keyed like ``model.state_dict()``."""
     return {k: v.detach().clone() for k, v in model.state_dict().items() if k.endswith((".lora_A", ".lora_B"))}
+
+
+def save_adapter(model: nn.Module, path: str | Path, cfg: LoraConfig) -> Path:
+    """Write only the LoRA tensors to one safetensors file, with ``cfg`` in its metadata.
+
+    A few MB instead of the whole model: what to ship back from a remote GPU run, or to keep per experiment.
+    """
+    from safetensors.torch import save_file
+
+    tensors = {k: v.contiguous() for k, v in lora_state_dict(model).items()}
+    if not tensors:
+        raise ValueError("the model has no LoRA layers to save")
+    meta = {"lora_config": json.dumps({**asdict(cfg), "target_modules": list(cfg.target_modules)})}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+def load_adapter(model: nn.Module, path: str | Path) -> nn.Module:
+    """Apply the LoRA saved by :func:`save_adapter` to a plain base ``model`` and merge it in (in place)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        if "lora_config" not in meta:
+            raise ValueError(f"{path}: not a LESER adapter file (no lora_config in its metadata)")
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    cfg = LoraConfig(**json.loads(meta["lora_config"]))
+    apply_lora(model, cfg)
+    expected = set(lora_state_dict(model))
+    if set(tensors) != expected:
+        raise ValueError(f"{path}: adapter keys do not match the model "
+                         f"(missing {sorted(expected - set(tensors))[:2]}, extra {sorted(set(tensors) - expected)[:2]})")
+    model.load_state_dict(tensors, strict=False)
+    return merge_lora(model)

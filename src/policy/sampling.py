@@ -110,7 +110,12 @@ def sample_next(
     else:
         probs = torch.softmax(logits / temperature, dim=-1)
         probs = top_p_filter(probs, top_p)
-        tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        if generator is not None and generator.device.type != probs.device.type:
+            # A generator on another device (a CPU one with a GPU model) still works, at the cost of a copy.
+            tokens = torch.multinomial(probs.to(generator.device), 1, generator=generator).to(probs.device)
+        else:
+            tokens = torch.multinomial(probs, 1, generator=generator)
+        tokens = tokens.squeeze(-1)
     return tokens, token_logprobs(logits, tokens, temperature)
 
 
@@ -196,9 +201,9 @@ def sample_groups(
 
     Runs under ``torch.inference_mode()``. Each prompt's forward pass runs once; its KV cache is
     repeated to G rows for decoding. ``groups_per_batch`` prompts are decoded together
-    (left-padded; ``None`` = all at once). ``temperature == 0`` decodes greedily. ``generator``
-    must live on the model's device. Rows stop at their first EOS (``eos_token_ids``, default: the
-    tokenizer's and generation config's) and emit the pad token afterwards.
+    (left-padded; ``None`` = all at once). ``temperature == 0`` decodes greedily. ``generator`` is best
+    on the model's device (another device works, at one copy per token). Rows stop at their first EOS
+    (``eos_token_ids``, default: the tokenizer's and generation config's) and emit the pad token afterwards.
     """
     if not prompts:
         raise ValueError("prompts is empty")

@@ -244,7 +244,8 @@ class DenseEngine:
                 ids[row], scores[row] = hit
         if todo:
             unique = list(todo)
-            new_ids, new_scores = self.search_embeddings(self.encoder.encode(unique), k)
+            # Results live on the CPU whatever the engine's device: callers index and fuse small lists.
+            new_ids, new_scores = (t.cpu() for t in self.search_embeddings(self.encoder.encode(unique), k))
             for text, i, s in zip(unique, new_ids, new_scores):
                 ids[todo[text]], scores[todo[text]] = i, s
                 self._results.put((text, k), (i.clone(), s.clone()))

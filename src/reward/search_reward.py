@@ -14,6 +14,7 @@ from retrieval.metrics import ndcg_at_k, recall_at_k
 from reward.rules import RulesConfig, check, usable
 
 RELEVANCE_MODES = ("labels", "label_free")
+RELEVANCE_TARGETS = ("expansions", "fused")
 
 
 @dataclass
@@ -24,6 +25,10 @@ class RewardConfig:
     """``labels``: nDCG@relevance_k of each expansion's own results against the judgments, averaged over
     expansions. ``label_free``: the mean cosine between the original query and those results, under the
     engine's encoder: needs no labels, so it trains on raw query logs (the production case)."""
+    relevance_on: str = "expansions"
+    """``expansions``: relevance is that of each expansion's own results (the paper's design: each expansion
+    must be a good query by itself). ``fused``: nDCG@relevance_k of the fused list (original + expansions)
+    minus that of the original alone, which is exactly what ``make eval`` measures; labels mode only."""
     relevance_weight: float = 1.0
     coverage_weight: float = 1.0
     """Coverage: Recall@coverage_k of the fused list (original + expansions) minus that of the original
@@ -84,6 +89,12 @@ class SearchReward:
     def __init__(self, dataset, engine, cfg: RewardConfig, rules: RulesConfig):
         if cfg.relevance not in RELEVANCE_MODES:
             raise ValueError(f"reward.relevance must be one of {RELEVANCE_MODES}, got {cfg.relevance!r}")
+        if cfg.relevance_on not in RELEVANCE_TARGETS:
+            raise ValueError(f"reward.relevance_on must be one of {RELEVANCE_TARGETS}, got {cfg.relevance_on!r}")
+        if cfg.relevance_on == "fused" and cfg.relevance != "labels":
+            # The original's own top results are by construction the closest to the query, so a label-free
+            # score of the fused list could only fall: the signal would only punish.
+            raise ValueError("reward.relevance_on = 'fused' needs reward.relevance = 'labels'")
         self.dataset, self.engine, self.cfg, self.rules = dataset, engine, cfg, rules
         self._original: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._query_vectors: dict[str, torch.Tensor] = {}
@@ -146,7 +157,10 @@ class SearchReward:
     def _labelled_parts(self, qid, orig_ids, exp_ids, fused) -> tuple[float, float]:
         gains = self.dataset.qrels.get(qid, {})
         k, rel_gain = self.cfg.relevance_k, self.dataset.relevant_gain
-        relevance = sum(ndcg_at_k(ids, gains, k) for ids in exp_ids) / len(exp_ids) if exp_ids else 0.0
+        if self.cfg.relevance_on == "fused":
+            relevance = ndcg_at_k(fused, gains, k) - ndcg_at_k(orig_ids, gains, k)
+        else:
+            relevance = sum(ndcg_at_k(ids, gains, k) for ids in exp_ids) / len(exp_ids) if exp_ids else 0.0
         coverage = recall_at_k(fused, gains, self.cfg.coverage_k, rel_gain) - recall_at_k(
             orig_ids, gains, self.cfg.coverage_k, rel_gain
         )
@@ -159,7 +173,7 @@ class SearchReward:
         catalog = self.engine.embeddings
         k = self.cfg.relevance_k
         top = torch.stack([ids[:k] for ids in exp_ids]).clamp(min=0)  # [n_expansions, k]
-        sims = catalog[top] @ query_vec  # [n_expansions, k]
+        sims = (catalog[top.to(catalog.device)] @ query_vec.to(catalog.device)).cpu()  # [n_expansions, k]
         seen = set(orig_ids[: self.cfg.coverage_k].tolist())
         is_new = torch.tensor([[i not in seen for i in row] for row in top.tolist()])
         return sims.mean().item(), (sims * is_new).sum().item() / sims.numel()

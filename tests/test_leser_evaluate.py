@@ -1,0 +1,53 @@
+"""``make eval`` end to end on a tiny generic data set, a tiny random BERT engine and a tiny random Llama."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import build_tiny_llama
+from leser.config import load_config
+from leser.evaluate import run_evaluation
+from test_retrieval_engine import CATALOG, save_tiny_bert
+
+QUERIES = {"q1": "cordless drill", "q2": "white faucet", "q3": "blue sofa", "q4": "led bulb"}
+QRELS = [("q1", "p0", 2), ("q1", "p8", 1), ("q2", "p6", 2), ("q3", "p7", 2), ("q3", "p1", 1), ("q4", "p9", 2)]
+
+
+@pytest.fixture
+def eval_config(tmp_path, tiny_tokenizer, monkeypatch):
+    monkeypatch.setenv("LESER_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "catalog.jsonl").write_text("".join(json.dumps({"id": f"p{i}", "text": t}) + "\n"
+                                                for i, t in enumerate(CATALOG)))
+    (data / "queries.jsonl").write_text("".join(json.dumps({"id": q, "text": t}) + "\n" for q, t in QUERIES.items()))
+    (data / "qrels.tsv").write_text("".join(f"{q}\t{p}\t{g}\n" for q, p, g in QRELS))
+    policy = tmp_path / "policy"
+    build_tiny_llama(tiny_tokenizer).save_pretrained(policy)
+    tiny_tokenizer.save_pretrained(policy)
+    encoder = save_tiny_bert(tmp_path / "bert", seed=0)
+    return load_config(None, [
+        f'data.path="{data}"', f'engine.encoder="{encoder}"', f'policy.model="{policy}"',
+        'eval.split="train"', "eval.max_queries=3", f'eval.output_dir="{tmp_path / "out"}"',
+        "eval.max_new_tokens=6", f'eval.checkpoints=["again={policy}"]',
+    ])
+
+
+def test_eval_writes_every_row_and_every_expansion(eval_config, tmp_path):
+    pytest.importorskip("bm25s")
+    report = run_evaluation(eval_config)
+    rows = {r["system"]: r for r in report["rows"]}
+    assert list(rows) == ["original query (dense)", "original query (BM25)", "zero-shot base model", "again"]
+    n = report["num_queries"]
+    assert 1 <= n <= 3
+    assert rows["original query (dense)"]["metrics"]["coverage_increment"] == 0.0
+    # the same weights, greedy: the same expansions and the same metrics
+    assert rows["again"]["metrics"] == rows["zero-shot base model"]["metrics"]
+    assert rows["again"]["generation"]["temperature"] == 0.0
+    out = tmp_path / "out"
+    assert json.loads((out / "report.json").read_text())["rows"][3]["system"] == "again"
+    assert "| again |" in (out / "report.md").read_text()
+    lines = [json.loads(line) for line in (out / "expansions.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 * n and {line["system"] for line in lines} == {"zero-shot base model", "again"}
+    assert all(isinstance(line["expansions"], list) for line in lines)
