@@ -100,6 +100,12 @@ def test_truncate_title_prefers_word_boundary():
         ("4k tv 55 inch\n2 person tent\n10.5 mens shoes", ["4k tv 55 inch", "2 person tent", "10.5 mens shoes"]),
         ("sofa, couch, loveseat", ["sofa, couch, loveseat"]),
         ("1. - small couch", ["small couch"]),
+        # headers a trained 135M policy emitted to score without breaking a rule: labels are not queries
+        ("**Alternative Search Query 1:**\ncordless drill kit\n**Alternative Query 2**\nimpact driver",
+         ["cordless drill kit", "impact driver"]),
+        ("Alternative Search Query 1**\nQuery 2\nexpansion #3", []),
+        ("**small couch**", ["small couch"]),
+        ("search query optimization book", ["search query optimization book"]),  # a label only when alone
     ],
 )
 def test_parse_completion(text, expected):

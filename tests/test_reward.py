@@ -16,7 +16,10 @@ RULES = RulesConfig(max_expansions=3, max_words=4, max_chars=30, banned_terms=["
     [
         ([], ["unparsable"]),
         (["cordless drill"], []),
-        (["a", "b", "c", "d"], ["count"]),
+        (["drill bit", "saw", "hammer", "nails"], ["count"]),
+        (["1"], ["too_short"]),
+        (["[1", "cordless drill kit"], ["too_short"]),
+        (["K"], ["too_short"]),
         (["one two three four five"], ["too_long"]),
         (["x" * 31], ["too_long"]),
         (["bad\x07bell"], ["not_printable"]),

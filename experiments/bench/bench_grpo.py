@@ -11,14 +11,16 @@ completion tokens per second. Writes ``experiments/results/bench_grpo.json``.
     python experiments/bench/bench_grpo.py [--steps 3] [--warmup 1] [--scaling]
 
 ``--scaling`` adds the table over G = 4, 8, 16 and context k = 0, 5, 10 (slow: TRL takes minutes a step).
-``--profile`` runs one more step of each trainer under ``torch.profiler`` and writes the operators that
-took the most time (self CPU time) to ``experiments/results/profile_grpo.txt``.
+``--profile`` runs one more step of ours under ``torch.profiler`` and writes the operators that took the
+most time (self CPU time) to ``experiments/results/profile_grpo.txt``. Run it without ``--scaling``: the
+profiler's event buffers plus TRL's full-vocabulary logits once ran this 24 GiB machine out of memory.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import statistics
@@ -35,6 +37,8 @@ from policy import build_prompt, load_policy, parse_completion
 from policy.loading import default_policy_dir
 
 PROFILE_OUT = "experiments/results/profile_grpo.txt"
+TRL_MAX_MICRO_BATCH = 32
+SCALING_ROWS = ["4,5", "16,5", "8,0", "8,10"]  # G,k; the main row is G = 8, k = 5
 
 
 class StepProfiler:
@@ -87,7 +91,7 @@ def our_step_times(cfg, reward, qids, steps: int, warmup: int, profiler: StepPro
     }
 
 
-def trl_step_times(cfg, reward, qids, steps: int, warmup: int, profiler: StepProfiler | None = None) -> dict:
+def trl_step_times(cfg, reward, qids, steps: int, warmup: int) -> dict:
     from datasets import Dataset as HFDataset
     from transformers import AutoTokenizer, TrainerCallback
     from trl import GRPOConfig as TRLConfig, GRPOTrainer as TRLTrainer
@@ -101,32 +105,29 @@ def trl_step_times(cfg, reward, qids, steps: int, warmup: int, profiler: StepPro
     def search_reward(prompts, completions, qid, **_):
         return reward.score(list(qid), [parse_completion(c) for c in completions]).total.tolist()
 
-    profiler = profiler or StepProfiler(None)
-
     class StepClock(TrainerCallback):
         def __init__(self):
-            self.times, self.tokens, self._start, self._profiling = [], [], None, None
+            self.times, self.tokens, self._start = [], [], None
 
         def on_step_begin(self, args, state, control, **kw):
-            self._profiling = profiler(len(self.times))
-            self._profiling.__enter__()
             self._start = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kw):
             self.times.append(time.perf_counter() - self._start)
-            self._profiling.__exit__(None, None, None)
             print(f"  trl step {len(self.times) - 1}: {self.times[-1]:.1f}s")
 
     t = cfg.train
     n_completions = t.num_prompts_per_step * t.num_generations
+    # TRL scores full-vocabulary logits at every position: 64 completions in one batch ran this 24 GiB
+    # machine out of memory, so larger steps are split into micro-batches of at most 32 (same optimiser step).
+    accumulation = math.ceil(n_completions / TRL_MAX_MICRO_BATCH)
     with tempfile.TemporaryDirectory() as tmp:
         args = TRLConfig(
-            output_dir=tmp, use_cpu=True, per_device_train_batch_size=n_completions,
-            gradient_accumulation_steps=1, num_generations=t.num_generations,
+            output_dir=tmp, use_cpu=True, per_device_train_batch_size=n_completions // accumulation,
+            gradient_accumulation_steps=accumulation, num_generations=t.num_generations,
             max_completion_length=t.max_completion_length, temperature=t.temperature, beta=t.beta,
             epsilon=t.epsilon, loss_type=t.loss_type, scale_rewards=t.scale_rewards, num_iterations=1,
-            learning_rate=t.learning_rate, max_steps=warmup + steps + (profiler.step is not None),
-            logging_steps=1, save_strategy="no",
+            learning_rate=t.learning_rate, max_steps=warmup + steps, logging_steps=1, save_strategy="no",
             report_to="none", seed=t.seed, disable_dropout=True, shuffle_dataset=False,
             # TRL turns these on by default; ours runs fp32 without checkpointing, so TRL does too.
             gradient_checkpointing=False, bf16=False,
@@ -135,21 +136,24 @@ def trl_step_times(cfg, reward, qids, steps: int, warmup: int, profiler: StepPro
         trainer = TRLTrainer(model=model_dir, reward_funcs=search_reward, args=args, train_dataset=data,
                              processing_class=tokenizer, callbacks=[clock])
         trainer.train()
-    times = clock.times[warmup: warmup + steps]
-    return {"median_step_s": statistics.median(times), "step_s": times}
+    times = clock.times[warmup:]
+    return {"median_step_s": statistics.median(times), "step_s": times, "gradient_accumulation_steps": accumulation}
 
 
-def compare(cfg, reward, pool: list[str], steps: int, warmup: int, label: str, profile: bool = False) -> dict:
+def compare(cfg, reward, pool: list[str], steps: int, warmup: int, label: str, profile: bool = False,
+            ours_only: bool = False) -> dict:
     qids = pool[: cfg.train.num_prompts_per_step * (steps + warmup + profile)]
     print(f"{label}: G={cfg.train.num_generations} context_k={cfg.prompt.context_k}")
     # The profiled step comes last, so the timed steps never pay the profiler's overhead.
-    ours_prof, trl_prof = (StepProfiler(warmup + steps if profile else None) for _ in range(2))
-    ours = our_step_times(cfg, reward, qids, steps, warmup, ours_prof)
-    trl = trl_step_times(cfg, reward, qids, steps, warmup, trl_prof)
+    profiler = StepProfiler(warmup + steps if profile else None)
+    ours = our_step_times(cfg, reward, qids, steps, warmup, profiler)
     if profile:
-        Path(PROFILE_OUT).write_text(f"# {label}: one GRPO step under torch.profiler, CPU, fp32\n\n"
-                                     f"## ours\n{ours_prof.table}\n\n## TRL GRPOTrainer\n{trl_prof.table}\n")
+        Path(PROFILE_OUT).write_text(f"# {label}: one GRPO step of ours under torch.profiler, CPU, fp32\n\n"
+                                     f"{profiler.table}\n")
         print(f"wrote {PROFILE_OUT}")
+    if ours_only:
+        return {"num_generations": cfg.train.num_generations, "context_k": cfg.prompt.context_k, "ours": ours}
+    trl = trl_step_times(cfg, reward, qids, steps, warmup)
     ratio = trl["median_step_s"] / ours["median_step_s"]
     print(f"{label}: ours {ours['median_step_s']:.1f}s, TRL {trl['median_step_s']:.1f}s, speed-up {ratio:.2f}x")
     return {"num_generations": cfg.train.num_generations, "context_k": cfg.prompt.context_k,
@@ -161,8 +165,11 @@ def main() -> None:
     parser.add_argument("--config", default="experiments/configs/cpu.toml")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--scaling", action="store_true")
+    parser.add_argument("--scaling", nargs="*", metavar="G,K",
+                        help=f"add scaling rows (default {' '.join(SCALING_ROWS)})")
+    parser.add_argument("--skip-main", action="store_true", help="only the scaling rows")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--ours-only", action="store_true", help="skip TRL (quick checks, profiling)")
     parser.add_argument("--out", default="experiments/results/bench_grpo.json")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
@@ -176,10 +183,12 @@ def main() -> None:
                "settings": {"prompts_per_step": 4, "max_completion_length": 32, "beta": 0.04,
                             "temperature": cfg.train.temperature, "loss_type": cfg.train.loss_type,
                             "dtype": "float32", "steps": args.steps, "warmup": args.warmup},
-               "main": compare(cfg, reward, pool, args.steps, args.warmup, "main", args.profile)}
-    if args.scaling:
+               }
+    if not args.skip_main:
+        results["main"] = compare(cfg, reward, pool, args.steps, args.warmup, "main", args.profile, args.ours_only)
+    if args.scaling is not None:
         rows = []
-        for g, k in [(4, 5), (16, 5), (8, 0), (8, 10)]:
+        for g, k in (map(int, row.split(",")) for row in (args.scaling or SCALING_ROWS)):
             c = load_config(args.config, [f"train.num_generations={g}", f"prompt.context_k={k}",
                                           "train.beta=0.04", "train.max_completion_length=32"])
             rows.append(compare(c, reward, pool, args.steps, args.warmup, f"G={g} k={k}"))

@@ -147,6 +147,14 @@ _LABEL = re.compile(
     r"\s*\d*\s*[:：]\s+",
     re.IGNORECASE,
 )
+# A line that is nothing but a label ("Alternative Search Query 1", "Query 2"): a header, not a query. A
+# 135M policy learned to emit these once they passed as expansions, since they broke no rule.
+_LABEL_ONLY = re.compile(
+    r"^(?:(?:alternative|expanded|search|new|related)\s+)*"
+    r"(?:expansion|query|queries|rewrite|alternative|option|suggestion)s?(?:\s*#?\d+)?$",
+    re.IGNORECASE,
+)
+_EMPHASIS = re.compile(r"\*\*|__")  # markdown bold around a header: "**Query 1:**"
 _QUOTES = "\"'`“”‘’«»„"
 _TRAILING = ".,;:!?。，、"
 
@@ -167,8 +175,9 @@ def _clean_line(line: str) -> str:
 def parse_completion(text: str, max_items: int | None = None) -> list[str]:
     """Split a completion into candidate queries, one per line.
 
-    Cleans each line (numbering, bullets, ``Query:``-style labels, quotes, trailing punctuation,
-    whitespace) and drops empty lines and header lines ending in ``:``. It deliberately does NOT
+    Cleans each line (markdown bold, numbering, bullets, ``Query:``-style labels, quotes, trailing
+    punctuation, whitespace) and drops empty lines, header lines ending in ``:`` and lines that are only a
+    label (``Alternative Query 2``). It deliberately does NOT
     deduplicate or apply the platform rules: the reward's rule checker must see duplicates and
     violations to penalise them. Comma-separated items on one line stay one query (commas are
     legitimate inside queries). The result is capped at ``2 * max_items`` (or 32) entries so a
@@ -179,10 +188,11 @@ def parse_completion(text: str, max_items: int | None = None) -> list[str]:
     cap = 2 * max_items if max_items else DEFAULT_MAX_LINES
     items: list[str] = []
     for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        raw = _EMPHASIS.sub("", raw)
         if _one_line(raw).endswith(":"):  # "Here are 3 queries:" introduces the list, it is not one
             continue
         line = _clean_line(raw)
-        if line:
+        if line and not _LABEL_ONLY.match(line):
             items.append(line)
             if len(items) >= cap:
                 break

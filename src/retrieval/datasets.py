@@ -25,7 +25,6 @@ import io
 import json
 import logging
 import os
-import re
 import shutil
 import sys
 from collections import Counter, defaultdict

@@ -12,6 +12,7 @@ RULES = (
     "unparsable",  # the completion held no expansion at all
     "count",  # more than max_expansions (or fewer than min_expansions)
     "too_long",  # an expansion over max_words words or max_chars characters
+    "too_short",  # fewer than min_chars letters or digits: "1", "K", "[1" retrieve noise
     "not_printable",  # control characters or other non-printable text
     "duplicate",  # two expansions equal when case and spaces are ignored
     "equals_query",  # an expansion that only repeats the query
@@ -29,6 +30,7 @@ class RulesConfig:
     max_expansions: int = 3
     max_words: int = 8
     max_chars: int = 60
+    min_chars: int = 3
     banned_terms: list[str] = field(default_factory=list)
 
 
@@ -41,6 +43,8 @@ def _item_violations(expansion: str, cfg: RulesConfig) -> list[str]:
     violated = []
     if len(expansion.split()) > cfg.max_words or len(expansion) > cfg.max_chars:
         violated.append("too_long")
+    if sum(c.isalnum() for c in expansion) < cfg.min_chars:
+        violated.append("too_short")
     if not expansion.isprintable():
         violated.append("not_printable")
     lowered = expansion.casefold()
