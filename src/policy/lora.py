@@ -170,7 +170,7 @@ def load_adapter(model: nn.Module, path: str | Path) -> nn.Module:
     apply_lora(model, cfg)
     expected = set(lora_state_dict(model))
     if set(tensors) != expected:
-        raise ValueError(f"{path}: adapter keys do not match the model "
-                         f"(missing {sorted(expected - set(tensors))[:2]}, extra {sorted(set(tensors) - expected)[:2]})")
+        missing, extra = sorted(expected - set(tensors))[:2], sorted(set(tensors) - expected)[:2]
+        raise ValueError(f"{path}: adapter keys do not match the model (missing {missing}, extra {extra})")
     model.load_state_dict(tensors, strict=False)
     return merge_lora(model)
