@@ -37,7 +37,7 @@ from policy import build_prompt, load_policy, parse_completion
 from policy.loading import default_policy_dir
 
 PROFILE_OUT = "experiments/results/profile_grpo.txt"
-TRL_MAX_MICRO_BATCH = 32
+TRL_MAX_MICRO_BATCH = 32  # default of --trl-micro-batch
 SCALING_ROWS = ["4,5", "16,5", "8,0", "8,10"]  # G,k; the main row is G = 8, k = 5
 
 
@@ -91,7 +91,7 @@ def our_step_times(cfg, reward, qids, steps: int, warmup: int, profiler: StepPro
     }
 
 
-def trl_step_times(cfg, reward, qids, steps: int, warmup: int) -> dict:
+def trl_step_times(cfg, reward, qids, steps: int, warmup: int, micro_batch: int = TRL_MAX_MICRO_BATCH) -> dict:
     from datasets import Dataset as HFDataset
     from transformers import AutoTokenizer, TrainerCallback
     from trl import GRPOConfig as TRLConfig, GRPOTrainer as TRLTrainer
@@ -119,8 +119,8 @@ def trl_step_times(cfg, reward, qids, steps: int, warmup: int) -> dict:
     t = cfg.train
     n_completions = t.num_prompts_per_step * t.num_generations
     # TRL scores full-vocabulary logits at every position: 64 completions in one batch ran this 24 GiB
-    # machine out of memory, so larger steps are split into micro-batches of at most 32 (same optimiser step).
-    accumulation = math.ceil(n_completions / TRL_MAX_MICRO_BATCH)
+    # machine out of memory, so larger steps are split into micro-batches (same optimiser step).
+    accumulation = math.ceil(n_completions / micro_batch)
     with tempfile.TemporaryDirectory() as tmp:
         args = TRLConfig(
             output_dir=tmp, use_cpu=True, per_device_train_batch_size=n_completions // accumulation,
@@ -141,7 +141,7 @@ def trl_step_times(cfg, reward, qids, steps: int, warmup: int) -> dict:
 
 
 def compare(cfg, reward, pool: list[str], steps: int, warmup: int, label: str, profile: bool = False,
-            ours_only: bool = False) -> dict:
+            ours_only: bool = False, trl_micro_batch: int = TRL_MAX_MICRO_BATCH) -> dict:
     qids = pool[: cfg.train.num_prompts_per_step * (steps + warmup + profile)]
     print(f"{label}: G={cfg.train.num_generations} context_k={cfg.prompt.context_k}")
     # The profiled step comes last, so the timed steps never pay the profiler's overhead.
@@ -153,7 +153,7 @@ def compare(cfg, reward, pool: list[str], steps: int, warmup: int, label: str, p
         print(f"wrote {PROFILE_OUT}")
     if ours_only:
         return {"num_generations": cfg.train.num_generations, "context_k": cfg.prompt.context_k, "ours": ours}
-    trl = trl_step_times(cfg, reward, qids, steps, warmup)
+    trl = trl_step_times(cfg, reward, qids, steps, warmup, trl_micro_batch)
     ratio = trl["median_step_s"] / ours["median_step_s"]
     print(f"{label}: ours {ours['median_step_s']:.1f}s, TRL {trl['median_step_s']:.1f}s, speed-up {ratio:.2f}x")
     return {"num_generations": cfg.train.num_generations, "context_k": cfg.prompt.context_k,
@@ -170,6 +170,8 @@ def main() -> None:
     parser.add_argument("--skip-main", action="store_true", help="only the scaling rows")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--ours-only", action="store_true", help="skip TRL (quick checks, profiling)")
+    parser.add_argument("--trl-micro-batch", type=int, default=TRL_MAX_MICRO_BATCH,
+                        help="most completions per TRL forward/backward (gradient accumulation above)")
     parser.add_argument("--out", default="experiments/results/bench_grpo.json")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
@@ -185,13 +187,15 @@ def main() -> None:
                             "dtype": "float32", "steps": args.steps, "warmup": args.warmup},
                }
     if not args.skip_main:
-        results["main"] = compare(cfg, reward, pool, args.steps, args.warmup, "main", args.profile, args.ours_only)
+        results["main"] = compare(cfg, reward, pool, args.steps, args.warmup, "main", args.profile, args.ours_only,
+                                  args.trl_micro_batch)
     if args.scaling is not None:
         rows = []
         for g, k in (map(int, row.split(",")) for row in (args.scaling or SCALING_ROWS)):
             c = load_config(args.config, [f"train.num_generations={g}", f"prompt.context_k={k}",
                                           "train.beta=0.04", "train.max_completion_length=32"])
-            rows.append(compare(c, reward, pool, args.steps, args.warmup, f"G={g} k={k}"))
+            rows.append(compare(c, reward, pool, args.steps, args.warmup, f"G={g} k={k}",
+                                trl_micro_batch=args.trl_micro_batch))
         results["scaling"] = rows
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))
