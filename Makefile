@@ -10,7 +10,7 @@ EVAL_CONFIG ?= $(CONFIG)
 CHECKPOINT ?=
 export LESER_DATA ?= $(firstword $(wildcard ../shared/data/home_depot) wands)
 
-.PHONY: setup test test-slow train eval bench tensorboard lint clean
+.PHONY: setup test test-slow distill train eval bench tensorboard lint clean
 
 setup:
 	$(if $(TORCH_SPEC),$(PIP) install "$(TORCH_SPEC)")
@@ -23,6 +23,9 @@ test:
 
 test-slow:
 	$(PYTHON) -m pytest tests -m slow
+
+distill:
+	$(PYTHON) -m leser.cli distill --config $(CONFIG) $(ARGS)
 
 train:
 	$(PYTHON) -m leser.cli train --config $(CONFIG) $(ARGS)

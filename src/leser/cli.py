@@ -1,4 +1,4 @@
-"""``leser train | eval | expand | precompute | merge``: a thin layer that reads the config and calls the packages."""
+"""``leser train | distill | eval | expand | precompute | merge``: a thin layer that reads the config and calls the packages."""
 from __future__ import annotations
 
 import argparse
@@ -33,6 +33,21 @@ def cmd_train(args) -> int:
                           lora_cfg=cfg.lora, run_config=cfg.to_dict())
     result = trainer.train(resume=args.resume)
     print(json.dumps(result, indent=1))
+    return 0
+
+
+def cmd_distill(args) -> int:
+    from grpo.distill import distill
+    from leser.runtime import build_reward, trainable_queries
+    from policy import load_policy
+
+    cfg = _config(args)
+    reward = build_reward(cfg)
+    train_qids = trainable_queries(cfg, reward.dataset, "train")[: cfg.data.max_train_queries]
+    model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)
+    summary = distill(model, tokenizer, reward, cfg.prompt, train_qids, cfg.distill)
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=1))
+    print(f"wrote {cfg.distill.output_dir}; train from it with --set policy.model=\"{cfg.distill.output_dir}\"")
     return 0
 
 
@@ -157,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = common(sub.add_parser("train", help="GRPO-train the policy"))
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
     p.set_defaults(func=cmd_train)
+
+    p = common(sub.add_parser("distill", help="best-of-N self-distillation: a supervised warm start for train"))
+    p.set_defaults(func=cmd_distill)
 
     p = common(sub.add_parser("eval", help="compare the original query, zero-shot and trained expansions"))
     p.add_argument("--checkpoint", action="append", help="a trained policy folder, optionally label=path")

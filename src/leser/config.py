@@ -2,7 +2,7 @@
 
 Each TOML table maps to the dataclass of the package that owns those options:
 ``[data]``, ``[engine]``, ``[policy]``, ``[eval]`` here; ``[prompt]`` and ``[lora]`` from ``policy``;
-``[rules]`` and ``[reward]`` from ``reward``; ``[train]`` is :class:`grpo.GRPOConfig`.
+``[rules]`` and ``[reward]`` from ``reward``; ``[train]`` is :class:`grpo.GRPOConfig`, ``[distill]`` the best-of-N warm start.
 Unknown tables or keys are errors: a typo must not silently fall back to a default.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from grpo.config import GRPOConfig
+from grpo.distill import DistillConfig
 from policy import LoraConfig, PromptConfig
 from reward import RewardConfig, RulesConfig
 
@@ -74,6 +75,7 @@ class LeserConfig:
     reward: RewardConfig = field(default_factory=RewardConfig)
     train: GRPOConfig = field(default_factory=GRPOConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,191 @@
+"""Best-of-N self-distillation: a supervised warm start before GRPO.
+
+Sample N completions per training query, score each with the search reward, and keep the best one
+when it beats the original query. Fine-tuning on those picks moves the policy straight to the
+expansions that help, which a small model's own samples rarely reach: GRPO alone only reweights them.
+The target is the kept expansions, one per line: the picks teach the output format as well.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from policy import PromptConfig, build_prompt, completion_logprobs, parse_completion, sample_groups
+from reward import SearchReward
+
+
+@dataclass
+class DistillConfig:
+    """The ``[distill]`` table: how the warm-start data is sampled, filtered and fitted."""
+
+    output_dir: str = "runs/distill"
+    """An HF model folder (safetensors) plus ``distill.json`` (selection and loss statistics)."""
+    num_queries: int = 256
+    """Training queries to sample for; each costs ``num_samples`` generations, the bulk of the time."""
+    num_samples: int = 8
+    """N in best-of-N. More samples find better picks, at linear cost."""
+    temperature: float = 1.0
+    """Sampling temperature of the candidates: diversity is what gives the best-of-N its headroom."""
+    max_completion_length: int = 32
+    min_reward: float = 0.0
+    """Keep a query's best sample only when its reward exceeds this. 0: it must beat the original query."""
+    epochs: int = 2
+    batch_size: int = 8
+    learning_rate: float = 1e-5
+    max_grad_norm: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.num_queries < 1 or self.num_samples < 1 or self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("num_queries, num_samples, epochs and batch_size must be >= 1")
+        if self.learning_rate <= 0 or self.temperature <= 0:
+            raise ValueError("learning_rate and temperature must be > 0")
+
+
+@dataclass
+class DistillExample:
+    qid: str
+    prompt: str
+    target: str
+    reward: float
+
+
+def best_in_groups(rewards: torch.Tensor, group_size: int, min_reward: float) -> list[int | None]:
+    """Row index of each group's highest reward ``[B] -> [B // G]``, or None where none exceeds ``min_reward``.
+
+    Ties go to the first row, so a fixed sampling seed gives a fixed pick.
+    """
+    if rewards.ndim != 1 or rewards.numel() % group_size:
+        raise ValueError(f"rewards must be [B] with B a multiple of {group_size}, got {tuple(rewards.shape)}")
+    grouped = rewards.view(-1, group_size)
+    best = grouped.argmax(dim=1)
+    return [g * group_size + int(b) if grouped[g, b] > min_reward else None for g, b in enumerate(best)]
+
+
+def collect_examples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptConfig, qids: list[str],
+                     cfg: DistillConfig, generator: torch.Generator, chunk: int = 8) -> tuple[list[DistillExample], dict]:
+    """Sample, score and pick; returns the kept examples and the statistics of the search."""
+    examples: list[DistillExample] = []
+    sampled_mean, best_mean = [], []
+    model.eval()
+    for start in tqdm(range(0, len(qids), chunk), desc="best-of-n", dynamic_ncols=True):
+        group = qids[start:start + chunk]
+        contexts = reward.context(group, prompt_cfg.context_k)
+        prompts = [build_prompt(tokenizer, reward.dataset.queries[q], c, prompt_cfg) for q, c in zip(group, contexts)]
+        rollout = sample_groups(model, tokenizer, prompts, cfg.num_samples, max_new_tokens=cfg.max_completion_length,
+                                temperature=cfg.temperature, generator=generator)
+        expansions = [parse_completion(t, prompt_cfg.num_expansions) for t in rollout.texts]
+        parts = reward.score([q for q in group for _ in range(cfg.num_samples)], expansions)
+        sampled_mean.append(parts.total.mean().item())
+        best_mean.append(parts.total.view(-1, cfg.num_samples).max(dim=1).values.mean().item())
+        for g, row in enumerate(best_in_groups(parts.total, cfg.num_samples, cfg.min_reward)):
+            kept = parts.expansions_used[row][: prompt_cfg.num_expansions] if row is not None else []
+            if kept:
+                examples.append(DistillExample(group[g], prompts[g], "\n".join(kept), parts.total[row].item()))
+    stats = {
+        "queries": len(qids),
+        "kept": len(examples),
+        "reward_sampled_mean": sum(sampled_mean) / len(sampled_mean),
+        "reward_best_of_n_mean": sum(best_mean) / len(best_mean),
+        "reward_kept_mean": sum(e.reward for e in examples) / max(1, len(examples)),
+    }
+    return examples, stats
+
+
+def _target_ids(tokenizer, target: str, budget: int) -> list[int]:
+    """Token ids of ``target`` within ``budget``: whole lines are dropped from the end, so no pick teaches
+    the policy to stop in the middle of a query; a single overlong line is cut."""
+    lines = target.split("\n")
+    while True:
+        ids = tokenizer("\n".join(lines), add_special_tokens=False)["input_ids"]
+        if len(ids) <= budget or len(lines) == 1:
+            return ids[:budget]
+        lines.pop()
+
+
+def _encode(tokenizer, examples: list[DistillExample], eos_id: int, max_len: int):
+    """Prompt ids (one per example) and right-padded target ids/mask ``[n, T]``, each target ending in EOS."""
+    prompts = [torch.tensor(tokenizer(e.prompt, add_special_tokens=False)["input_ids"]) for e in examples]
+    targets = [_target_ids(tokenizer, e.target, max_len - 1) + [eos_id] for e in examples]
+    width = max(len(t) for t in targets)
+    ids = torch.full((len(targets), width), eos_id, dtype=torch.long)
+    mask = torch.zeros(len(targets), width)
+    for i, t in enumerate(targets):
+        ids[i, :len(t)] = torch.tensor(t)
+        mask[i, :len(t)] = 1.0
+    return prompts, ids, mask
+
+
+def sft_loss(model, prompt_ids: list[torch.Tensor], target_ids: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood per target token; logits only at target positions."""
+    logprobs = completion_logprobs(model, prompt_ids, target_ids, target_mask, group_size=1)
+    mask = target_mask.to(logprobs.device)
+    return -(logprobs * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def finetune(model, tokenizer, examples: list[DistillExample], cfg: DistillConfig) -> list[float]:
+    """Supervised epochs over the picks, in a seeded order; returns the mean loss of each epoch."""
+    if not examples:
+        raise ValueError("no example beat min_reward: nothing to distill (more samples or queries may help)")
+    eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
+    prompts, ids, mask = _encode(tokenizer, examples, eos_id, cfg.max_completion_length)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
+    order, losses = list(range(len(examples))), []
+    model.train()
+    for epoch in range(cfg.epochs):
+        random.Random(cfg.seed + epoch).shuffle(order)
+        total = 0.0
+        for start in tqdm(range(0, len(order), cfg.batch_size), desc=f"sft epoch {epoch + 1}", dynamic_ncols=True):
+            rows = order[start:start + cfg.batch_size]
+            width = int(mask[rows].sum(1).max().item())
+            loss = sft_loss(model, [prompts[r] for r in rows], ids[rows, :width], mask[rows, :width])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            total += loss.item() * len(rows)
+        losses.append(total / len(order))
+        print(f"sft epoch {epoch + 1}: loss {losses[-1]:.4f}")
+    model.eval()
+    return losses
+
+
+def distill(model, tokenizer, reward: SearchReward, prompt_cfg: PromptConfig, train_qids: list[str],
+            cfg: DistillConfig) -> dict:
+    """Pick best-of-N expansions on ``cfg.num_queries`` shuffled training queries, fine-tune, save the policy."""
+    torch.set_num_threads(os.cpu_count() or 1)
+    out = Path(cfg.output_dir)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty; choose another distill.output_dir")
+    qids = sorted(train_qids)
+    random.Random(cfg.seed).shuffle(qids)
+    qids = qids[: cfg.num_queries]
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    t0 = time.perf_counter()
+    examples, stats = collect_examples(model, tokenizer, reward, prompt_cfg, qids, cfg, generator)
+    stats["collect_s"] = time.perf_counter() - t0
+    print(f"best-of-{cfg.num_samples}: kept {stats['kept']}/{stats['queries']} queries; mean reward sampled "
+          f"{stats['reward_sampled_mean']:.4f}, best {stats['reward_best_of_n_mean']:.4f}")
+    t1 = time.perf_counter()
+    stats["epoch_loss"] = finetune(model, tokenizer, examples, cfg)
+    stats["finetune_s"] = time.perf_counter() - t1
+
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    summary = {"config": asdict(cfg), **stats}
+    (out / "distill.json").write_text(json.dumps(summary, indent=1))
+    with (out / "examples.jsonl").open("w", encoding="utf-8") as f:
+        for e in examples:
+            f.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
+    return summary

@@ -1,0 +1,81 @@
+"""Best-of-N self-distillation: the pick, the supervised loss, and the whole loop on a tiny model."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from grpo.distill import DistillConfig, DistillExample, best_in_groups, distill, finetune, sft_loss
+from policy import PromptConfig, build_prompt
+from test_grpo_trainer import LetterReward
+
+
+def test_best_in_groups_picks_the_max_above_threshold():
+    rewards = torch.tensor([0.1, 0.5, 0.2, -0.3, -0.1, -0.2, 0.0, 0.0, 0.0])
+    assert best_in_groups(rewards, 3, 0.0) == [1, None, None]  # a tie at 0 does not beat the original
+    assert best_in_groups(rewards, 3, -1.0) == [1, 4, 6]  # first of tied rows
+    with pytest.raises(ValueError):
+        best_in_groups(rewards, 4, 0.0)
+
+
+def test_sft_loss_is_the_mean_token_nll(tiny_tokenizer, tiny_llama):
+    prompt = torch.tensor(tiny_tokenizer("query: drill", add_special_tokens=False)["input_ids"])
+    target = torch.tensor([[5, 6, 7, 2]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    full = torch.cat([prompt, target[0, :3]]).unsqueeze(0)
+    with torch.no_grad():
+        logits = tiny_llama(full).logits[0, len(prompt) - 1:-1]  # predictions of the 3 target tokens
+        expected = -torch.log_softmax(logits, -1).gather(1, target[0, :3, None]).mean()
+        got = sft_loss(tiny_llama, [prompt], target, mask)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_finetune_lowers_the_loss_and_rejects_empty(tiny_tokenizer, tiny_llama):
+    cfg = DistillConfig(epochs=4, batch_size=2, learning_rate=1e-2)
+    examples = [DistillExample(f"q{i}", f"query: drill {i}\n", "cordless drill", 0.5) for i in range(4)]
+    losses = finetune(tiny_llama, tiny_tokenizer, examples, cfg)
+    assert len(losses) == 4 and losses[-1] < 0.5 * losses[0]
+    with pytest.raises(ValueError, match="nothing to distill"):
+        finetune(tiny_llama, tiny_tokenizer, [], cfg)
+
+
+def test_distill_keeps_only_winning_samples_and_saves_a_loadable_policy(tmp_path, tiny_tokenizer, tiny_llama):
+    from transformers import AutoModelForCausalLM
+
+    reward = LetterReward()  # reward = share of the letter "e": > 0 for any expansion that contains one
+    prompt_cfg = PromptConfig(context_k=2, max_prompt_tokens=256, system_prompt="Rewrite the query.")
+    cfg = DistillConfig(output_dir=str(tmp_path / "distill"), num_queries=4, num_samples=4, epochs=1,
+                        batch_size=2, max_completion_length=8, min_reward=0.0)
+    summary = distill(tiny_llama, tiny_tokenizer, reward, prompt_cfg, [f"q{i}" for i in range(6)], cfg)
+    out = tmp_path / "distill"
+    examples = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
+    assert summary["queries"] == 4 and summary["kept"] == len(examples)
+    assert all(e["reward"] > 0 and "e" in e["target"] for e in examples)
+    assert summary["reward_best_of_n_mean"] >= summary["reward_sampled_mean"]
+    # The kept prompt is the one the policy saw, so the fine-tuning conditions on the real context.
+    for e in examples:
+        assert e["prompt"] == build_prompt(tiny_tokenizer, reward.dataset.queries[e["qid"]],
+                                           reward.context([e["qid"]], 2)[0], prompt_cfg)
+    reloaded = AutoModelForCausalLM.from_pretrained(out)
+    for name, p in tiny_llama.state_dict().items():
+        torch.testing.assert_close(reloaded.state_dict()[name], p)
+    with pytest.raises(FileExistsError):
+        distill(tiny_llama, tiny_tokenizer, reward, prompt_cfg, ["q0"], cfg)
+
+
+def test_distill_config_rejects_bad_values():
+    with pytest.raises(ValueError):
+        DistillConfig(num_samples=0)
+    with pytest.raises(ValueError):
+        DistillConfig(learning_rate=0)
+
+
+def test_targets_drop_whole_lines_to_fit(tiny_tokenizer):
+    from grpo.distill import _target_ids
+
+    one = tiny_tokenizer("cordless drill", add_special_tokens=False)["input_ids"]
+    both = tiny_tokenizer("cordless drill\nled light bulb", add_special_tokens=False)["input_ids"]
+    assert _target_ids(tiny_tokenizer, "cordless drill\nled light bulb", len(both)) == both
+    assert _target_ids(tiny_tokenizer, "cordless drill\nled light bulb", len(both) - 1) == one
+    assert _target_ids(tiny_tokenizer, "cordless drill", 2) == one[:2]
