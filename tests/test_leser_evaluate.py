@@ -15,7 +15,7 @@ QRELS = [("q1", "p0", 2), ("q1", "p8", 1), ("q2", "p6", 2), ("q3", "p7", 2), ("q
 
 
 @pytest.fixture
-def eval_config(tmp_path, tiny_tokenizer, monkeypatch):
+def eval_overrides(tmp_path, tiny_tokenizer, monkeypatch) -> list[str]:
     monkeypatch.setenv("LESER_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "data"
     data.mkdir()
@@ -27,11 +27,16 @@ def eval_config(tmp_path, tiny_tokenizer, monkeypatch):
     build_tiny_llama(tiny_tokenizer).save_pretrained(policy)
     tiny_tokenizer.save_pretrained(policy)
     encoder = save_tiny_bert(tmp_path / "bert", seed=0)
-    return load_config(None, [
+    return [
         f'data.path="{data}"', f'engine.encoder="{encoder}"', f'policy.model="{policy}"',
         'eval.split="train"', "eval.max_queries=3", f'eval.output_dir="{tmp_path / "out"}"',
         "eval.max_new_tokens=6", f'eval.checkpoints=["again={policy}"]',
-    ])
+    ]
+
+
+@pytest.fixture
+def eval_config(eval_overrides):
+    return load_config(None, eval_overrides)
 
 
 def test_eval_writes_every_row_and_every_expansion(eval_config, tmp_path):
@@ -51,3 +56,20 @@ def test_eval_writes_every_row_and_every_expansion(eval_config, tmp_path):
     lines = [json.loads(line) for line in (out / "expansions.jsonl").read_text().splitlines()]
     assert len(lines) == 2 * n and {line["system"] for line in lines} == {"zero-shot base model", "again"}
     assert all(isinstance(line["expansions"], list) for line in lines)
+
+
+def test_cli_distill_writes_a_policy_that_eval_can_load(eval_overrides, tmp_path, capsys):
+    from leser.cli import main
+
+    out = tmp_path / "distilled"
+    sets = [*eval_overrides, f'distill.output_dir="{out}"', "distill.num_queries=4", "distill.num_samples=4",
+            "distill.max_completion_length=6", "distill.min_reward=-10.0", "distill.epochs=1", "data.max_train_queries=4"]
+    args = ["distill"] + [x for s in sets for x in ("--set", s)]
+    assert main(args) == 0, capsys.readouterr().err
+    summary = json.loads((out / "distill.json").read_text())
+    assert summary["queries"] == 4 and summary["kept"] >= 1
+    cfg = load_config(None, [*eval_overrides, f'eval.checkpoints=["distilled={out}"]', "eval.zero_shot=false"])
+    report = run_evaluation(cfg)
+    assert [r["system"] for r in report["rows"]][-1] == "distilled"
+    assert main(args) == 2  # never overwrites
+    assert "not empty" in capsys.readouterr().err
