@@ -73,3 +73,15 @@ def test_cli_distill_writes_a_policy_that_eval_can_load(eval_overrides, tmp_path
     assert [r["system"] for r in report["rows"]][-1] == "distilled"
     assert main(args) == 2  # never overwrites
     assert "not empty" in capsys.readouterr().err
+
+
+def test_report_png_is_written_when_matplotlib_is_installed(tmp_path):
+    pytest.importorskip("matplotlib")
+    from dataclasses import asdict
+
+    from leser.evaluate import METRICS, Row, write_report
+
+    row = Row("original query (dense)", dict.fromkeys(METRICS, 0.3))
+    report = {"dataset": "toy", "split": "test", "num_queries": 1, "rows": [asdict(row)]}
+    write_report(report, tmp_path)
+    assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
