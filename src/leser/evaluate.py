@@ -205,7 +205,10 @@ def _plot(report: dict, path: Path) -> None:
     names = [r["system"] for r in report["rows"]]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for ax, metric in zip(axes, ("ndcg@10", "recall@100")):
-        ax.barh(names, [r["metrics"][metric] for r in report["rows"]])
+        values = [r["metrics"][metric] for r in report["rows"]]
+        ax.bar_label(ax.barh(names, values), fmt="%.4f", padding=2, fontsize=8)
+        ax.axvline(values[0], color="k", linestyle="--", linewidth=0.8)  # the original query: the bar to beat
+        ax.set_xlim(0, max(values) * 1.25)
         ax.set_title(metric)
         ax.invert_yaxis()
     fig.tight_layout()
