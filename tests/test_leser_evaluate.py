@@ -63,11 +63,13 @@ def test_cli_distill_writes_a_policy_that_eval_can_load(eval_overrides, tmp_path
 
     out = tmp_path / "distilled"
     sets = [*eval_overrides, f'distill.output_dir="{out}"', "distill.num_queries=4", "distill.num_samples=4",
-            "distill.max_completion_length=6", "distill.min_reward=-10.0", "distill.epochs=1", "data.max_train_queries=4"]
+            "distill.max_completion_length=6", "distill.min_reward=-10.0", "distill.epochs=1", "data.max_train_queries=4",
+            "reward.original_weight=3.5"]
     args = ["distill"] + [x for s in sets for x in ("--set", s)]
     assert main(args) == 0, capsys.readouterr().err
     summary = json.loads((out / "distill.json").read_text())
     assert summary["queries"] == 4 and summary["kept"] >= 1
+    assert summary["run_config"]["reward"]["original_weight"] == 3.5  # the reward that chose the picks is on record
     cfg = load_config(None, [*eval_overrides, f'eval.checkpoints=["distilled={out}"]', "eval.zero_shot=false"])
     report = run_evaluation(cfg)
     assert [r["system"] for r in report["rows"]][-1] == "distilled"

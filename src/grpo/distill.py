@@ -158,8 +158,12 @@ def finetune(model, tokenizer, examples: list[DistillExample], cfg: DistillConfi
 
 
 def distill(model, tokenizer, reward: SearchReward, prompt_cfg: PromptConfig, train_qids: list[str],
-            cfg: DistillConfig) -> dict:
-    """Pick best-of-N expansions on ``cfg.num_queries`` shuffled training queries, fine-tune, save the policy."""
+            cfg: DistillConfig, run_config: dict | None = None) -> dict:
+    """Pick best-of-N expansions on ``cfg.num_queries`` shuffled training queries, fine-tune, save the policy.
+
+    ``run_config`` (the whole resolved config) is saved in ``distill.json``: the picks depend on the reward's
+    settings too, not only on ``[distill]``.
+    """
     torch.set_num_threads(os.cpu_count() or 1)
     out = Path(cfg.output_dir)
     if out.exists() and any(out.iterdir()):
@@ -183,7 +187,7 @@ def distill(model, tokenizer, reward: SearchReward, prompt_cfg: PromptConfig, tr
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    summary = {"config": asdict(cfg), **stats}
+    summary = {"config": asdict(cfg), **stats, "run_config": run_config or {}}
     (out / "distill.json").write_text(json.dumps(summary, indent=1))
     with (out / "examples.jsonl").open("w", encoding="utf-8") as f:
         for e in examples:

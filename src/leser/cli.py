@@ -45,8 +45,8 @@ def cmd_distill(args) -> int:
     reward = build_reward(cfg)
     train_qids = trainable_queries(cfg, reward.dataset, "train")[: cfg.data.max_train_queries]
     model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)
-    summary = distill(model, tokenizer, reward, cfg.prompt, train_qids, cfg.distill)
-    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=1))
+    summary = distill(model, tokenizer, reward, cfg.prompt, train_qids, cfg.distill, run_config=cfg.to_dict())
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("config", "run_config")}, indent=1))
     print(f"wrote {cfg.distill.output_dir}; train from it with --set policy.model=\"{cfg.distill.output_dir}\"")
     return 0
 
