@@ -10,6 +10,7 @@ The policies are not run again, so a rescored row shows what the change alone do
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -39,13 +40,16 @@ def main() -> None:
     engine = build_engine(cfg, dataset, "dense")
     base, original = original_row("original query (dense)", dataset, engine, qids)
     rows = [base]
+    # Fuse as the report did, whatever the config says today: only the parser and the rules may differ.
+    generation = next(r["generation"] for r in report["rows"] if r["generation"])
+    reward_cfg = dataclasses.replace(cfg.reward, fusion=generation["fusion"], original_weight=generation["original_weight"])
     for system, items in saved.items():
         if [i["query_id"] for i in items] != qids:
             raise ValueError(f"{system}: its queries differ from the first system's")
         parsed = [parse_completion("\n".join(i["expansions"]), cfg.prompt.num_expansions) for i in items]
         queries = [dataset.queries[q] for q in qids]
         expansions = [usable(p, q, cfg.rules) for p, q in zip(parsed, queries)]
-        fused = fused_rankings(expansions, cfg.reward, engine, original)
+        fused = fused_rankings(expansions, reward_cfg, engine, original)
         dropped = sum(len(i["expansions"]) - len(e) for i, e in zip(items, expansions))
         # No violation rate: the saved lists were already filtered once, so it would not compare with the report's.
         rows.append(Row(f"{system} (rescored, {dropped} expansions dropped)",
