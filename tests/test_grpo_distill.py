@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,10 +14,12 @@ from test_grpo_trainer import LetterReward
 
 def test_best_in_groups_picks_the_max_above_threshold():
     rewards = torch.tensor([0.1, 0.5, 0.2, -0.3, -0.1, -0.2, 0.0, 0.0, 0.0])
-    assert best_in_groups(rewards, 3, 0.0) == [1, None, None]  # a tie at 0 does not beat the original
-    assert best_in_groups(rewards, 3, -1.0) == [1, 4, 6]  # first of tied rows
+    assert best_in_groups(rewards, [3, 3, 3], 0.0) == [1, None, None]  # a tie at 0 does not beat the original
+    assert best_in_groups(rewards, [3, 3, 3], -1.0) == [1, 4, 6]  # first of tied rows
+    # Groups of different sizes, and an empty one, as context candidates make them.
+    assert best_in_groups(rewards, [2, 0, 4, 3], -1.0) == [1, None, 2, 6]
     with pytest.raises(ValueError):
-        best_in_groups(rewards, 4, 0.0)
+        best_in_groups(rewards, [4, 4], 0.0)
 
 
 def test_sft_loss_is_the_mean_token_nll(tiny_tokenizer, tiny_llama):
@@ -64,9 +67,24 @@ def test_distill_keeps_only_winning_samples_and_saves_a_loadable_policy(tmp_path
         distill(tiny_llama, tiny_tokenizer, reward, prompt_cfg, ["q0"], cfg)
 
 
+def test_distill_from_context_candidates_alone(tmp_path, tiny_tokenizer, tiny_llama):
+    reward = LetterReward()
+    reward.rules = SimpleNamespace(max_words=8, max_chars=60)
+    prompt_cfg = PromptConfig(context_k=2, max_prompt_tokens=256, system_prompt="Rewrite the query.")
+    cfg = DistillConfig(output_dir=str(tmp_path / "ctx"), num_queries=3, num_samples=0, context_candidates=True,
+                        epochs=1, batch_size=2, max_completion_length=8)
+    summary = distill(tiny_llama, tiny_tokenizer, reward, prompt_cfg, ["q0", "q1", "q2"], cfg)
+    examples = [json.loads(line) for line in (tmp_path / "ctx" / "examples.jsonl").read_text().splitlines()]
+    # LetterReward's titles are "cordless drill" and "drill bits": only the first adds an "e" to "drill i".
+    assert summary["kept"] == summary["kept_from_context"] == 3
+    assert {e["target"] for e in examples} == {"drill 0 cordless", "drill 1 cordless", "drill 2 cordless"}
+    assert summary["reward_sampled_mean"] is None
+
+
 def test_distill_config_rejects_bad_values():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="context_candidates"):
         DistillConfig(num_samples=0)
+    DistillConfig(num_samples=0, context_candidates=True)
     with pytest.raises(ValueError):
         DistillConfig(learning_rate=0)
 

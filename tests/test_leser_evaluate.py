@@ -43,18 +43,25 @@ def test_eval_writes_every_row_and_every_expansion(eval_config, tmp_path):
     pytest.importorskip("bm25s")
     report = run_evaluation(eval_config)
     rows = {r["system"]: r for r in report["rows"]}
-    assert list(rows) == ["original query (dense)", "original query (BM25)", "zero-shot base model", "again"]
+    assert list(rows) == ["original query (dense)", "original query (BM25)", "pseudo-relevance feedback (no model)",
+                          "zero-shot base model", "again"]
     n = report["num_queries"]
     assert 1 <= n <= 3
     assert rows["original query (dense)"]["metrics"]["coverage_increment"] == 0.0
     # the same weights, greedy: the same expansions and the same metrics
     assert rows["again"]["metrics"] == rows["zero-shot base model"]["metrics"]
     assert rows["again"]["generation"]["temperature"] == 0.0
+    assert rows["again"]["generation"]["rrf_k"] == eval_config.reward.rrf_k
+    # No model: one expansion per query, the query leading, the top result's words after it.
+    for example in rows["pseudo-relevance feedback (no model)"]["examples"]:
+        assert len(example["expansions"]) <= 1
+        assert all(e.startswith(example["query"]) for e in example["expansions"])
     out = tmp_path / "out"
-    assert json.loads((out / "report.json").read_text())["rows"][3]["system"] == "again"
+    assert json.loads((out / "report.json").read_text())["rows"][4]["system"] == "again"
     assert "| again |" in (out / "report.md").read_text()
     lines = [json.loads(line) for line in (out / "expansions.jsonl").read_text().splitlines()]
-    assert len(lines) == 2 * n and {line["system"] for line in lines} == {"zero-shot base model", "again"}
+    assert len(lines) == 3 * n
+    assert {line["system"] for line in lines} == {"pseudo-relevance feedback (no model)", "zero-shot base model", "again"}
     assert all(isinstance(line["expansions"], list) for line in lines)
 
 

@@ -59,6 +59,9 @@ class EvalConfig:
     """Trained policies to add as rows: checkpoint folders, each ``label=path`` or a plain path."""
     zero_shot: bool = True
     """Add the untrained base policy's expansions as a row."""
+    pseudo_relevance: bool = True
+    """Add a row with no model: the query plus its top result's new words, one expansion. It costs no
+    generation, and it is the floor a context-aware policy should clear, since the policy sees that title."""
     temperature: float = 0.0
     """Decoding for evaluation: 0 is greedy, so rows are reproducible."""
     max_new_tokens: int = 32

@@ -1,7 +1,7 @@
 """``make eval``: the original query against expansion policies, on held-out queries.
 
-Rows: the original query (dense engine; BM25 when installed), zero-shot base-model expansions, and each
-trained checkpoint's expansions. Expansion rows are fused with the original query exactly as the reward
+Rows: the original query (dense engine; BM25 when installed), pseudo-relevance feedback (the query plus its
+top result's new words: no model), zero-shot base-model expansions, and each trained checkpoint's expansions. Expansion rows are fused with the original query exactly as the reward
 fuses them (``[reward]`` fusion and original_weight), so eval measures what training optimised.
 """
 from __future__ import annotations
@@ -15,10 +15,12 @@ import torch
 
 from leser.config import LeserConfig
 from leser.runtime import build_engine, trainable_queries
-from retrieval import Dataset, load_dataset
+from retrieval import Dataset, load_dataset, title_expansions
 from retrieval.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from reward import RewardConfig, check, fuse_with_original, usable
 
+PSEUDO_RELEVANCE = "@title1"
+"""The model path that means no model: pseudo-relevance feedback from the top result's title."""
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "coverage_increment")
 
 
@@ -90,10 +92,30 @@ def fused_rankings(expansions: list[list[str]], reward_cfg: RewardConfig, engine
     ]
 
 
+def pseudo_relevance_expansions(cfg: LeserConfig, dataset: Dataset, qids: list[str],
+                                original_ids: torch.Tensor) -> Expansions:
+    """One expansion per query, no model: the query plus the new words of its top result's title."""
+    start = time.perf_counter()
+    queries = [dataset.queries[q] for q in qids]
+    expansions = [title_expansions(q, [dataset.product_texts[int(row[0])]], cfg.rules.max_words, cfg.rules.max_chars)
+                  for q, row in zip(queries, original_ids)]
+    seconds = time.perf_counter() - start
+    return Expansions(expansions, [check(e, q, cfg.rules) for e, q in zip(expansions, queries)], seconds)
+
+
 def expansion_row(label: str, model_path: str | None, cfg: LeserConfig, dataset: Dataset, engine,
                   qids: list[str], original: tuple[torch.Tensor, torch.Tensor]) -> tuple[Row, Expansions]:
-    """Generate expansions for every query, fuse each with its original list, and score."""
-    out = generate_expansions(model_path, cfg, dataset, qids, original[0])
+    """Expand every query (with the policy at ``model_path``, or by pseudo-relevance feedback when it is
+    :data:`PSEUDO_RELEVANCE`), fuse each with its original list, and score."""
+    fusion = {"fusion": cfg.reward.fusion, "original_weight": cfg.reward.original_weight, "rrf_k": cfg.reward.rrf_k}
+    if model_path == PSEUDO_RELEVANCE:
+        out = pseudo_relevance_expansions(cfg, dataset, qids, original[0])
+        generation = {"method": "query + new words of the top result's title", "max_words": cfg.rules.max_words,
+                      **fusion}
+    else:
+        out = generate_expansions(model_path, cfg, dataset, qids, original[0])
+        generation = {"temperature": cfg.eval.temperature, "max_new_tokens": cfg.eval.max_new_tokens,
+                      "context_k": cfg.prompt.context_k, "num_expansions": cfg.prompt.num_expansions, **fusion}
     print(f"  {label}: {len(qids)} queries expanded in {out.seconds:.0f}s", flush=True)
     fused = fused_rankings(out.expansions, cfg.reward, engine, original)
     row = Row(
@@ -101,9 +123,7 @@ def expansion_row(label: str, model_path: str | None, cfg: LeserConfig, dataset:
         metrics=score_rankings(dataset, qids, fused, list(original[0])),
         rule_violation_rate=sum(bool(v) for v in out.violations) / len(qids),
         latency_ms_per_query=1000 * out.seconds / len(qids),
-        generation={"temperature": cfg.eval.temperature, "max_new_tokens": cfg.eval.max_new_tokens,
-                    "context_k": cfg.prompt.context_k, "num_expansions": cfg.prompt.num_expansions,
-                    "fusion": cfg.reward.fusion, "original_weight": cfg.reward.original_weight},
+        generation=generation,
         examples=[{"query": dataset.queries[qids[j]], "expansions": out.expansions[j]}
                   for j in range(min(5, len(qids)))],
     )
@@ -138,7 +158,8 @@ def run_evaluation(cfg: LeserConfig) -> dict:
         rows.append(original_row("original query (BM25)", dataset, build_engine(cfg, dataset, "bm25"), qids)[0])
     except ImportError as err:
         print(f"skipping BM25: {err}")
-    policies = [("zero-shot base model", cfg.policy.model)] if cfg.eval.zero_shot else []
+    policies = [("pseudo-relevance feedback (no model)", PSEUDO_RELEVANCE)] if cfg.eval.pseudo_relevance else []
+    policies += [("zero-shot base model", cfg.policy.model)] if cfg.eval.zero_shot else []
     generated = []
     for label, path in policies + _checkpoint_rows(cfg):
         row, out = expansion_row(label, path, cfg, dataset, dense, qids, original)

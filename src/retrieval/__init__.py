@@ -13,6 +13,7 @@ _EXPORTS = {
     "engine": ("BM25Engine", "DenseEngine", "HybridEngine", "SearchEngine", "exact_topk", "fuse", "fuse_with_scores"),
     "metrics": ("coverage_increment", "dcg_at_k", "evaluate_rankings", "mrr_at_k", "ndcg_at_k", "recall_at_k"),
     "paths": ("cache_dir", "data_root"),
+    "prf": ("title_expansions",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from .engine import BM25Engine, DenseEngine, HybridEngine, SearchEngine, exact_topk, fuse, fuse_with_scores
     from .metrics import coverage_increment, dcg_at_k, evaluate_rankings, mrr_at_k, ndcg_at_k, recall_at_k
     from .paths import cache_dir, data_root
+    from .prf import title_expansions
 
 
 def __getattr__(name: str):
