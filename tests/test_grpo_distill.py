@@ -79,12 +79,21 @@ def test_distill_from_context_candidates_alone(tmp_path, tiny_tokenizer, tiny_ll
     assert summary["kept"] == summary["kept_from_context"] == 3
     assert {e["target"] for e in examples} == {"drill 0 cordless", "drill 1 cordless", "drill 2 cordless"}
     assert summary["reward_sampled_mean"] is None
+    # With the titles swapped, only the second adds an "e": the top title alone yields nothing to keep.
+    reward.context = lambda qids, k: [["drill bits", "cordless drill"][:k] for _ in qids]
+    top_only = DistillConfig(**{**cfg.__dict__, "output_dir": str(tmp_path / "top"), "context_titles": 1})
+    with pytest.raises(ValueError, match="nothing to distill"):
+        distill(tiny_llama, tiny_tokenizer, reward, prompt_cfg, ["q0"], top_only)
+    both = DistillConfig(**{**cfg.__dict__, "output_dir": str(tmp_path / "both")})
+    assert distill(tiny_llama, tiny_tokenizer, reward, prompt_cfg, ["q0"], both)["kept"] == 1
 
 
 def test_distill_config_rejects_bad_values():
     with pytest.raises(ValueError, match="context_candidates"):
         DistillConfig(num_samples=0)
     DistillConfig(num_samples=0, context_candidates=True)
+    with pytest.raises(ValueError, match="context_titles"):
+        DistillConfig(context_titles=-1)
     with pytest.raises(ValueError):
         DistillConfig(learning_rate=0)
 

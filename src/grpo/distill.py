@@ -41,6 +41,10 @@ class DistillConfig:
     context_candidates: bool = False
     """Also offer, per shown result title, the query plus that title's new words
     (:func:`retrieval.title_expansions`), each as a one-expansion completion."""
+    context_titles: int = 0
+    """How many of the shown titles, from the top, give candidates; 0: all of them. The labels pick among
+    several titles by what the policy cannot see, so a pick it cannot predict teaches it noise; 1 teaches
+    one rule (extend the query with the top result's words) on the queries where that rule helps."""
     temperature: float = 1.0
     """Sampling temperature of the candidates: diversity is what gives the best-of-N its headroom."""
     max_completion_length: int = 32
@@ -55,6 +59,8 @@ class DistillConfig:
     def __post_init__(self) -> None:
         if self.num_queries < 1 or self.epochs < 1 or self.batch_size < 1:
             raise ValueError("num_queries, epochs and batch_size must be >= 1")
+        if self.context_titles < 0:
+            raise ValueError("context_titles must be >= 0 (0: every shown title)")
         if self.num_samples < 0 or (self.num_samples == 0 and not self.context_candidates):
             raise ValueError("num_samples must be >= 1, or 0 with context_candidates = true")
         if self.learning_rate <= 0 or self.temperature <= 0:
@@ -110,6 +116,7 @@ def collect_examples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptC
         num_sampled = [len(p) for p in pools]
         if cfg.context_candidates:
             for pool, query, titles in zip(pools, queries, contexts):
+                titles = titles[: cfg.context_titles or len(titles)]
                 rules = reward.rules
                 pool.extend([e] for e in title_expansions(query, titles, rules.max_words, rules.max_chars))
         parts = reward.score([q for q, pool in zip(group, pools) for _ in pool], [e for pool in pools for e in pool])
