@@ -7,8 +7,8 @@ held-out *valid* queries and never on test. Writes ``fusion_sweep.json`` and a m
     LESER_DATA=../shared/data/home_depot python experiments/fusion_sweep.py \
         --models zero-shot= trained=runs/cpu/checkpoint-32 --split valid --max-queries 200 --rrf-ks 10 60
 
-A model path of ``@title1`` (``leser.evaluate.PSEUDO_RELEVANCE``) is no model: the query plus the new words of its top result's title, one
-expansion (pseudo-relevance feedback written as a query; :func:`retrieval.title_expansions`).
+A model path of ``@title1`` (``leser.evaluate.PSEUDO_RELEVANCE``) is no model: the query plus the new words
+of its top result's title, one expansion (pseudo-relevance feedback as a query; ``retrieval.title_expansions``).
 """
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ The target is the kept expansions, one per line: the picks teach the output form
 A 135M model's own samples rarely help (about one query in five on Home Depot), so the candidate pool
 may also hold *context candidates*: the query extended with the words of one result title it was shown
 (pseudo-relevance feedback written as a query). The labels decide which title, if any, helps; the policy
-learns to make that choice from the context alone.
+has to learn that choice from the context alone, which a 135M model does poorly (README), so
+``context_titles = 1`` offers only the top title: one rule, kept where it helps.
 """
 from __future__ import annotations
 
@@ -115,10 +116,10 @@ def collect_examples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptC
                 pools[i // cfg.num_samples].append(parse_completion(text, prompt_cfg.num_expansions))
         num_sampled = [len(p) for p in pools]
         if cfg.context_candidates:
+            limits = (reward.rules.max_words, reward.rules.max_chars)
             for pool, query, titles in zip(pools, queries, contexts):
                 titles = titles[: cfg.context_titles or len(titles)]
-                rules = reward.rules
-                pool.extend([e] for e in title_expansions(query, titles, rules.max_words, rules.max_chars))
+                pool.extend([e] for e in title_expansions(query, titles, *limits))
         parts = reward.score([q for q, pool in zip(group, pools) for _ in pool], [e for pool in pools for e in pool])
         sizes = [len(p) for p in pools]
         offsets = [sum(sizes[:g]) for g in range(len(group))]

@@ -1,8 +1,9 @@
 """``make eval``: the original query against expansion policies, on held-out queries.
 
 Rows: the original query (dense engine; BM25 when installed), pseudo-relevance feedback (the query plus its
-top result's new words: no model), zero-shot base-model expansions, and each trained checkpoint's expansions. Expansion rows are fused with the original query exactly as the reward
-fuses them (``[reward]`` fusion and original_weight), so eval measures what training optimised.
+top result's new words: no model), zero-shot base-model expansions, and each trained checkpoint's expansions.
+Expansion rows are fused with the original query exactly as the reward fuses them (``[reward]`` fusion,
+original_weight and rrf_k), so eval measures what training optimised.
 """
 from __future__ import annotations
 
