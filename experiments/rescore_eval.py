@@ -2,7 +2,9 @@
 
 ``make eval`` writes every expansion to ``expansions.jsonl``. When the parser or the platform rules change,
 this re-reads those expansions (each saved list re-parsed as one completion, then filtered by ``usable``),
-fuses them with the original query again and writes ``rescored.md`` / ``rescored.json`` beside the report.
+fuses them with the original query again (RRF k and weight as the report recorded them) and writes
+``rescored.md`` / ``rescored.json`` beside the report, with the paired comparison to the original query that
+newer reports carry.
 The policies are not run again, so a rescored row shows what the change alone does to the same outputs.
 
     LESER_DATA=../shared/data/home_depot python experiments/rescore_eval.py runs/eval_test300_v2
@@ -16,11 +18,11 @@ from collections import defaultdict
 from pathlib import Path
 
 from leser.config import load_config
-from leser.evaluate import Row, fused_rankings, markdown_table, original_row, score_rankings
+from leser.evaluate import Row, fused_rankings, markdown_table, original_row, paired_table, paired_with_original, score_rankings
 from leser.runtime import build_engine
 from policy import parse_completion
 from retrieval import load_dataset
-from reward import usable
+from reward import RewardConfig, usable
 
 
 def main() -> None:
@@ -41,8 +43,10 @@ def main() -> None:
     base, original = original_row("original query (dense)", dataset, engine, qids)
     rows = [base]
     # Fuse as the report did, whatever the config says today: only the parser and the rules may differ.
+    # Reports written before rows recorded rrf_k fused at the default, 60.
     generation = next(r["generation"] for r in report["rows"] if r["generation"])
-    reward_cfg = dataclasses.replace(cfg.reward, fusion=generation["fusion"], original_weight=generation["original_weight"])
+    reward_cfg = dataclasses.replace(cfg.reward, fusion=generation["fusion"], original_weight=generation["original_weight"],
+                                     rrf_k=generation.get("rrf_k", RewardConfig.rrf_k))
     for system, items in saved.items():
         if [i["query_id"] for i in items] != qids:
             raise ValueError(f"{system}: its queries differ from the first system's")
@@ -53,11 +57,12 @@ def main() -> None:
         dropped = sum(len(i["expansions"]) - len(e) for i, e in zip(items, expansions))
         # No violation rate: the saved lists were already filtered once, so it would not compare with the report's.
         rows.append(Row(f"{system} (rescored, {dropped} expansions dropped)",
-                        score_rankings(dataset, qids, fused, list(original[0]))))
+                        score_rankings(dataset, qids, fused, list(original[0])),
+                        vs_original=paired_with_original(dataset, qids, fused, list(original[0]))))
     out = {"source": str(args.eval_dir), "split": report["split"], "num_queries": len(qids),
            "rows": [r.__dict__ for r in rows]}
     (args.eval_dir / "rescored.json").write_text(json.dumps(out, indent=1))
-    table = markdown_table(out)
+    table = markdown_table(out) + "\n\n" + paired_table(out)
     (args.eval_dir / "rescored.md").write_text(table + "\n")
     print(table)
 

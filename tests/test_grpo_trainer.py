@@ -137,6 +137,36 @@ def test_checkpoint_resume_continues_the_same_run(tmp_path, tiny_tokenizer):
     assert state["state"]["step"] == 4
 
 
+def test_resume_with_a_longer_horizon_follows_the_new_schedule_and_keeps_the_old_config(
+    tmp_path, tiny_tokenizer, capsys
+):
+    from conftest import build_tiny_llama
+
+    cfg = small_config(tmp_path, max_steps=2, save_steps=2, warmup_steps=1)
+    make_trainer(cfg, tiny_tokenizer, build_tiny_llama(tiny_tokenizer), run_config={"max_steps": 2}).train()
+    state = json.loads((checkpoint_dirs(cfg.output_dir)[-1] / "training_state.json").read_text())
+    assert state["state"]["max_steps"] == 2
+
+    longer = small_config(tmp_path, max_steps=6, save_steps=2, warmup_steps=1)
+    resumed = make_trainer(longer, tiny_tokenizer, build_tiny_llama(tiny_tokenizer), run_config={"max_steps": 6})
+    seen_lrs = []
+    real_update = resumed.update
+
+    def record_lr_then_update(batch, timer):
+        seen_lrs.append(resumed.optimizer.param_groups[0]["lr"])
+        return real_update(batch, timer)
+
+    resumed.update = record_lr_then_update
+    resumed.train(resume=True)
+    assert "max_steps 2 -> 6" in capsys.readouterr().out
+    # Step 3 (the first after the resume) already runs at the 6-step schedule's rate, not the 2-step one's floor.
+    assert seen_lrs[0] == pytest.approx(longer.learning_rate * warmup_cosine(2, 1, 6, longer.min_lr_ratio))
+    assert seen_lrs[0] > longer.learning_rate * warmup_cosine(2, 1, 2, longer.min_lr_ratio)
+    run_dir = tmp_path / "run"
+    assert json.loads((run_dir / "config.until-step-2.json").read_text()) == {"max_steps": 2}
+    assert json.loads((run_dir / "config.json").read_text()) == {"max_steps": 6}
+
+
 def test_tensorboard_tags(tmp_path, tiny_tokenizer, tiny_llama):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -56,9 +56,19 @@ def test_eval_writes_every_row_and_every_expansion(eval_config, tmp_path):
     for example in rows["pseudo-relevance feedback (no model)"]["examples"]:
         assert len(example["expansions"]) <= 1
         assert all(e.startswith(example["query"]) for e in example["expansions"])
+    # Paired with the original query, query by query: the mean difference is the difference of the means.
+    assert rows["original query (dense)"]["vs_original"] is None
+    original = rows["original query (dense)"]["metrics"]
+    for metric in ("ndcg@10", "recall@100"):
+        paired = rows["again"]["vs_original"][metric]
+        assert paired["mean"] == pytest.approx(rows["again"]["metrics"][metric] - original[metric])
+        assert paired["ci_low"] <= paired["mean"] <= paired["ci_high"]
+        assert paired["better"] + paired["worse"] + paired["same"] == n
     out = tmp_path / "out"
     assert json.loads((out / "report.json").read_text())["rows"][4]["system"] == "again"
-    assert "| again |" in (out / "report.md").read_text()
+    report_md = (out / "report.md").read_text()
+    assert "| again |" in report_md
+    assert "nDCG@10 - original [95% CI]" in report_md
     lines = [json.loads(line) for line in (out / "expansions.jsonl").read_text().splitlines()]
     assert len(lines) == 3 * n
     assert {line["system"] for line in lines} == {"pseudo-relevance feedback (no model)", "zero-shot base model", "again"}

@@ -82,3 +82,28 @@ def test_evaluate_rankings():
     assert result["recall@10"] == pytest.approx(1.0)
     assert result["n_queries"] == 2
     assert evaluate_rankings({}, qrels, 1.0)["ndcg@10"] == 0.0
+
+
+def test_paired_bootstrap_interval_excludes_zero_only_for_a_consistent_gain():
+    from retrieval.metrics import paired_bootstrap
+
+    steady = paired_bootstrap([0.02, 0.01, 0.03, 0.02, 0.01, 0.02] * 20)
+    assert steady["mean"] == pytest.approx(0.0183333, abs=1e-6)
+    assert 0 < steady["ci_low"] < steady["mean"] < steady["ci_high"]
+    assert (steady["better"], steady["worse"], steady["same"]) == (120, 0, 0)
+    # The same mean from two queries' luck: the interval straddles zero.
+    lucky = paired_bootstrap([1.1] + [-0.0083898] * 59 + [0.0] * 60)
+    assert lucky["ci_low"] < 0 < lucky["ci_high"]
+    assert (lucky["better"], lucky["worse"], lucky["same"]) == (1, 59, 60)
+    assert paired_bootstrap([0.5, -0.2, 0.1]) == paired_bootstrap([0.5, -0.2, 0.1])  # seeded
+
+
+def test_paired_bootstrap_rejects_what_is_not_one_value_per_query():
+    from retrieval.metrics import paired_bootstrap
+
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        paired_bootstrap([])
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        paired_bootstrap([[0.1, 0.2]])
+    with pytest.raises(ValueError, match="confidence"):
+        paired_bootstrap([0.1], confidence=95)

@@ -34,6 +34,8 @@ class TrainingState:
     data_cursor: int = 0
     epoch: int = 0
     history: dict[str, float] = field(default_factory=dict)
+    max_steps: int = 0
+    """The horizon the learning-rate schedule decayed to (0: a checkpoint written before it was recorded)."""
 
 
 def checkpoint_dirs(output_dir: str | Path) -> list[Path]:

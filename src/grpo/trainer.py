@@ -335,7 +335,29 @@ class GRPOTrainer:
         restored = load_checkpoint(found[-1], self.model, self.optimizer, self.scheduler, self.generator)
         self.state.__dict__.update(restored.__dict__)
         print(f"resumed from {found[-1]} at step {self.state.step}")
+        if restored.max_steps and restored.max_steps != self.cfg.max_steps:
+            self._stretch_schedule(restored.max_steps)
         return True
+
+    def _stretch_schedule(self, old_max_steps: int) -> None:
+        """Follow the new ``max_steps`` from the next step on: the cosine is a function of the horizon, and
+        the optimizer would otherwise take one more step at the old schedule's rate, then jump."""
+        cfg, step = self.cfg, self.state.step
+        old_lr = self.optimizer.param_groups[0]["lr"]
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * warmup_cosine(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
+        print(f"--resume: max_steps {old_max_steps} -> {cfg.max_steps}: the learning-rate schedule now decays to "
+              f"step {cfg.max_steps}; the next step's rate is {self.optimizer.param_groups[0]['lr']:.3g} "
+              f"(the checkpoint's schedule: {old_lr:.3g})")
+
+    def _write_run_config(self) -> None:
+        """``config.json`` holds this run's settings; a resumed run that changed them keeps the earlier file
+        as ``config.until-step-<N>.json``, so every step's settings stay on record."""
+        path = self.output_dir / "config.json"
+        text = json.dumps(self.run_config, indent=1, default=str)
+        if self.state.step and path.exists() and path.read_text() != text:
+            path.rename(self.output_dir / f"config.until-step-{self.state.step}.json")
+        path.write_text(text)
 
     # ------------------------------------------------------------------ the loop
 
@@ -343,9 +365,10 @@ class GRPOTrainer:
         cfg = self.cfg
         torch.set_num_threads(os.cpu_count() or 1)
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        (self.output_dir / "config.json").write_text(json.dumps(self.run_config, indent=1, default=str))
         if resume and not self.resume():
             print(f"--resume: no checkpoint in {self.output_dir}, starting fresh")
+        self._write_run_config()
+        self.state.max_steps = cfg.max_steps
         writer = SummaryWriter(str(self.output_dir / "tb"))
 
         if self.state.step == 0 or "valid/reward/total@start" not in self.state.history:

@@ -12,17 +12,20 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from leser.config import LeserConfig
 from leser.runtime import build_engine, trainable_queries
 from retrieval import Dataset, load_dataset, title_expansions
-from retrieval.metrics import mrr_at_k, ndcg_at_k, recall_at_k
+from retrieval.metrics import mrr_at_k, ndcg_at_k, paired_bootstrap, recall_at_k
 from reward import RewardConfig, check, fuse_with_original, usable
 
 PSEUDO_RELEVANCE = "@title1"
 """The model path that means no model: pseudo-relevance feedback from the top result's title."""
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "coverage_increment")
+PAIRED_METRICS = ("ndcg@10", "recall@100")
+"""The metrics each expansion row is compared on, query by query, with the original query: the issue's two."""
 
 
 @dataclass
@@ -32,23 +35,42 @@ class Row:
     rule_violation_rate: float | None = None
     latency_ms_per_query: float | None = None
     generation: dict | None = None
+    vs_original: dict[str, dict[str, float]] | None = None
+    """Per metric in PAIRED_METRICS: the mean per-query difference from the original query (dense), its 95%
+    bootstrap interval and how many queries went up or down (:func:`retrieval.metrics.paired_bootstrap`)."""
     examples: list[dict] = field(default_factory=list)
+
+
+def per_query_scores(dataset: Dataset, qids: list[str], rankings: list[torch.Tensor],
+                     originals: list[torch.Tensor]) -> dict[str, np.ndarray]:
+    """Each metric of METRICS per query ``[len(qids)]``; ``rankings[i]`` and ``originals[i]`` are ranked
+    catalog rows for qids[i]."""
+    rel = dataset.relevant_gain
+    scores = {k: np.zeros(len(qids)) for k in METRICS}
+    for i, (qid, ranked, orig) in enumerate(zip(qids, rankings, originals)):
+        gains = dataset.qrels.get(qid, {})
+        r100 = recall_at_k(ranked, gains, 100, rel)
+        scores["ndcg@10"][i] = ndcg_at_k(ranked, gains, 10)
+        scores["recall@10"][i] = recall_at_k(ranked, gains, 10, rel)
+        scores["recall@100"][i] = r100
+        scores["mrr@10"][i] = mrr_at_k(ranked, gains, 10, rel)
+        scores["coverage_increment"][i] = r100 - recall_at_k(orig, gains, 100, rel)
+    return scores
 
 
 def score_rankings(dataset: Dataset, qids: list[str], rankings: list[torch.Tensor],
                    originals: list[torch.Tensor]) -> dict[str, float]:
-    """Mean metrics over queries; ``rankings[i]`` and ``originals[i]`` are ranked catalog rows for qids[i]."""
-    rel = dataset.relevant_gain
-    sums = dict.fromkeys(METRICS, 0.0)
-    for qid, ranked, orig in zip(qids, rankings, originals):
-        gains = dataset.qrels.get(qid, {})
-        r100 = recall_at_k(ranked, gains, 100, rel)
-        sums["ndcg@10"] += ndcg_at_k(ranked, gains, 10)
-        sums["recall@10"] += recall_at_k(ranked, gains, 10, rel)
-        sums["recall@100"] += r100
-        sums["mrr@10"] += mrr_at_k(ranked, gains, 10, rel)
-        sums["coverage_increment"] += r100 - recall_at_k(orig, gains, 100, rel)
-    return {k: v / max(len(qids), 1) for k, v in sums.items()}
+    """Mean metrics over queries (0 for every metric when there are none)."""
+    scores = per_query_scores(dataset, qids, rankings, originals)
+    return {k: float(v.mean()) if len(v) else 0.0 for k, v in scores.items()}
+
+
+def paired_with_original(dataset: Dataset, qids: list[str], rankings: list[torch.Tensor],
+                         originals: list[torch.Tensor]) -> dict[str, dict[str, float]]:
+    """Row.vs_original: whether a row's lead over the original query is larger than the sample's noise."""
+    system = per_query_scores(dataset, qids, rankings, originals)
+    original = per_query_scores(dataset, qids, originals, originals)
+    return {m: paired_bootstrap(system[m] - original[m]) for m in PAIRED_METRICS}
 
 
 @dataclass
@@ -122,6 +144,7 @@ def expansion_row(label: str, model_path: str | None, cfg: LeserConfig, dataset:
     row = Row(
         system=label,
         metrics=score_rankings(dataset, qids, fused, list(original[0])),
+        vs_original=paired_with_original(dataset, qids, fused, list(original[0])),
         rule_violation_rate=sum(bool(v) for v in out.violations) / len(qids),
         latency_ms_per_query=1000 * out.seconds / len(qids),
         generation=generation,
@@ -202,17 +225,39 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def paired_table(report: dict) -> str:
+    """The rows with a paired comparison: difference from the original query, 95% interval, queries up / down."""
+    names = {"ndcg@10": "nDCG@10", "recall@100": "R@100"}
+    rows = [r for r in report["rows"] if r.get("vs_original")]
+    if not rows:
+        return ""
+    metrics = list(rows[0]["vs_original"])
+    head = "| system | " + " | ".join(f"{names.get(m, m)} - original [95% CI] | queries up / down" for m in metrics) + " |"
+    lines = [head, "|" + "---|" * (1 + 2 * len(metrics))]
+    for r in rows:
+        cells = []
+        for m in metrics:
+            d = r["vs_original"][m]
+            cells += [f"{d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]", f"{d['better']} / {d['worse']}"]
+        lines.append(f"| {r['system']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def write_report(report: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1))
     md = [f"# Evaluation: {report['dataset']} {report['split']} split, {report['num_queries']} queries", "",
           markdown_table(report), ""]
+    paired = paired_table(report)
+    if paired:
+        md += ["Paired with the original query (dense), query by query (bootstrap over queries, 10,000 resamples):",
+               "", paired, ""]
     for r in report["rows"]:
         if r["generation"]:
             md.append(f"- {r['system']}: generation {json.dumps(r['generation'])}")
     (out / "report.md").write_text("\n".join(md) + "\n")
     _plot(report, out / "report.png")
-    print("\n" + markdown_table(report) + f"\n\nwrote {out}/report.md, report.json")
+    print("\n" + markdown_table(report) + ("\n\n" + paired if paired else "") + f"\n\nwrote {out}/report.md, report.json")
 
 
 def _plot(report: dict, path: Path) -> None:

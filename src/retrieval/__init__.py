@@ -11,7 +11,8 @@ _EXPORTS = {
     "datasets": ("Dataset", "DatasetError", "SPLITS", "load_dataset", "normalise_query", "query_id_for", "split_of"),
     "encoder": ("Encoder", "default_encoder_path"),
     "engine": ("BM25Engine", "DenseEngine", "HybridEngine", "SearchEngine", "exact_topk", "fuse", "fuse_with_scores"),
-    "metrics": ("coverage_increment", "dcg_at_k", "evaluate_rankings", "mrr_at_k", "ndcg_at_k", "recall_at_k"),
+    "metrics": ("coverage_increment", "dcg_at_k", "evaluate_rankings", "mrr_at_k", "ndcg_at_k", "paired_bootstrap",
+                "recall_at_k"),
     "paths": ("cache_dir", "data_root"),
     "prf": ("title_expansions",),
 }
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
     from .datasets import Dataset, DatasetError, SPLITS, load_dataset, normalise_query, query_id_for, split_of
     from .encoder import Encoder, default_encoder_path
     from .engine import BM25Engine, DenseEngine, HybridEngine, SearchEngine, exact_topk, fuse, fuse_with_scores
-    from .metrics import coverage_increment, dcg_at_k, evaluate_rankings, mrr_at_k, ndcg_at_k, recall_at_k
+    from .metrics import (coverage_increment, dcg_at_k, evaluate_rankings, mrr_at_k, ndcg_at_k, paired_bootstrap,
+                          recall_at_k)
     from .paths import cache_dir, data_root
     from .prf import title_expansions
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "evaluate_rankings",
     "mrr_at_k",
     "ndcg_at_k",
+    "paired_bootstrap",
     "recall_at_k",
 ]
 
@@ -101,3 +103,35 @@ def evaluate_rankings(
     n = len(rankings)
     means = {name: (total / n if n else 0.0) for name, total in totals.items()}
     return {**means, "n_queries": float(n)}
+
+
+def paired_bootstrap(
+    differences: Sequence[float] | np.ndarray, resamples: int = 10_000, confidence: float = 0.95, seed: int = 0
+) -> dict[str, float]:
+    """How sure a mean per-query difference (a system's metric minus a baseline's, on the same queries) is.
+
+    Queries are resampled with replacement ``resamples`` times, since queries are what would change in another
+    sample; the interval is the percentile interval of the resampled means. Seeded: the same input gives the
+    same interval.
+
+    Returns:
+        ``{"mean", "ci_low", "ci_high", "better", "worse", "same"}``: the mean difference, its interval, and
+        how many queries went up, down, or did not move.
+    """
+    d = np.asarray(differences, dtype=np.float64)
+    if d.ndim != 1 or d.size == 0:
+        raise ValueError(f"differences: want a non-empty 1-D sequence, one value per query; got shape {d.shape}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    rng = np.random.default_rng(seed)
+    means = np.concatenate([d[rng.integers(0, d.size, size=(n, d.size))].mean(axis=1)
+                            for n in _chunks(resamples, max(1, 2_000_000 // d.size))])
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return {"mean": float(d.mean()), "ci_low": float(low), "ci_high": float(high),
+            "better": int((d > 0).sum()), "worse": int((d < 0).sum()), "same": int((d == 0).sum())}
+
+
+def _chunks(total: int, size: int) -> list[int]:
+    """``total`` split into pieces of at most ``size``: bounds the resampling's index matrix."""
+    return [min(size, total - start) for start in range(0, total, size)]
