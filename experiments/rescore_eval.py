@@ -18,7 +18,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from leser.config import load_config
-from leser.evaluate import Row, fused_rankings, markdown_table, original_row, paired_table, paired_with_original, score_rankings
+from leser.evaluate import (Row, fused_rankings, markdown_table, mean_scores, original_row, paired_table,
+                            paired_with_original, per_query_scores)
 from leser.runtime import build_engine
 from policy import parse_completion
 from retrieval import load_dataset
@@ -42,6 +43,7 @@ def main() -> None:
     engine = build_engine(cfg, dataset, "dense")
     base, original = original_row("original query (dense)", dataset, engine, qids)
     rows = [base]
+    original_scores = per_query_scores(dataset, qids, list(original[0]), list(original[0]))
     # Fuse as the report did, whatever the config says today: only the parser and the rules may differ.
     # Reports written before rows recorded rrf_k fused at the default, 60.
     generation = next(r["generation"] for r in report["rows"] if r["generation"])
@@ -56,9 +58,9 @@ def main() -> None:
         fused = fused_rankings(expansions, reward_cfg, engine, original)
         dropped = sum(len(i["expansions"]) - len(e) for i, e in zip(items, expansions))
         # No violation rate: the saved lists were already filtered once, so it would not compare with the report's.
-        rows.append(Row(f"{system} (rescored, {dropped} expansions dropped)",
-                        score_rankings(dataset, qids, fused, list(original[0])),
-                        vs_original=paired_with_original(dataset, qids, fused, list(original[0]))))
+        scores = per_query_scores(dataset, qids, fused, list(original[0]))
+        rows.append(Row(f"{system} (rescored, {dropped} expansions dropped)", mean_scores(scores),
+                        vs_original=paired_with_original(scores, original_scores)))
     out = {"source": str(args.eval_dir), "split": report["split"], "num_queries": len(qids),
            "rows": [r.__dict__ for r in rows]}
     (args.eval_dir / "rescored.json").write_text(json.dumps(out, indent=1))

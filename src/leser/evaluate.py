@@ -58,18 +58,20 @@ def per_query_scores(dataset: Dataset, qids: list[str], rankings: list[torch.Ten
     return scores
 
 
-def score_rankings(dataset: Dataset, qids: list[str], rankings: list[torch.Tensor],
-                   originals: list[torch.Tensor]) -> dict[str, float]:
-    """Mean metrics over queries (0 for every metric when there are none)."""
-    scores = per_query_scores(dataset, qids, rankings, originals)
+def mean_scores(scores: dict[str, np.ndarray]) -> dict[str, float]:
+    """Mean of each per-query metric (0 when there are no queries)."""
     return {k: float(v.mean()) if len(v) else 0.0 for k, v in scores.items()}
 
 
-def paired_with_original(dataset: Dataset, qids: list[str], rankings: list[torch.Tensor],
-                         originals: list[torch.Tensor]) -> dict[str, dict[str, float]]:
-    """Row.vs_original: whether a row's lead over the original query is larger than the sample's noise."""
-    system = per_query_scores(dataset, qids, rankings, originals)
-    original = per_query_scores(dataset, qids, originals, originals)
+def score_rankings(dataset: Dataset, qids: list[str], rankings: list[torch.Tensor],
+                   originals: list[torch.Tensor]) -> dict[str, float]:
+    """Mean metrics over queries."""
+    return mean_scores(per_query_scores(dataset, qids, rankings, originals))
+
+
+def paired_with_original(system: dict[str, np.ndarray], original: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Row.vs_original from two :func:`per_query_scores` of the same queries: whether a row's lead over the
+    original query is larger than the sample's noise."""
     return {m: paired_bootstrap(system[m] - original[m]) for m in PAIRED_METRICS}
 
 
@@ -141,10 +143,12 @@ def expansion_row(label: str, model_path: str | None, cfg: LeserConfig, dataset:
                       "context_k": cfg.prompt.context_k, "num_expansions": cfg.prompt.num_expansions, **fusion}
     print(f"  {label}: {len(qids)} queries expanded in {out.seconds:.0f}s", flush=True)
     fused = fused_rankings(out.expansions, cfg.reward, engine, original)
+    originals = list(original[0])
+    scores = per_query_scores(dataset, qids, fused, originals)
     row = Row(
         system=label,
-        metrics=score_rankings(dataset, qids, fused, list(original[0])),
-        vs_original=paired_with_original(dataset, qids, fused, list(original[0])),
+        metrics=mean_scores(scores),
+        vs_original=paired_with_original(scores, per_query_scores(dataset, qids, originals, originals)),
         rule_violation_rate=sum(bool(v) for v in out.violations) / len(qids),
         latency_ms_per_query=1000 * out.seconds / len(qids),
         generation=generation,
