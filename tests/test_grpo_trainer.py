@@ -33,7 +33,7 @@ class LetterReward:
         text = [" ".join(e) for e in expansions]
         share = torch.tensor([t.count(TARGET) / max(len(t), 1) for t in text])
         zeros = torch.zeros(len(qids))
-        return RewardParts(share, zeros, zeros, share, [[] for _ in qids], expansions)
+        return RewardParts(share, zeros, zeros, zeros, share, [[] for _ in qids], expansions)
 
 
 def small_config(tmp_path, **overrides) -> GRPOConfig:

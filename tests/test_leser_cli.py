@@ -18,10 +18,10 @@ def test_shipped_configs_load(path):
 def test_overrides_use_toml_syntax(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[train]\nmax_steps = 3\n[lora]\ntarget_modules = ["q_proj"]\n')
-    cfg = load_config(path, ["train.beta=0.0", "data.path=some/dir", "reward.original_weight=3"])
+    cfg = load_config(path, ["train.beta=0.0", "data.path=some/dir", "engine.original_weight=3"])
     assert cfg.train.max_steps == 3 and cfg.train.beta == 0.0
     assert cfg.data.path == "some/dir"
-    assert cfg.reward.original_weight == 3
+    assert cfg.engine.original_weight == 3
     assert cfg.lora.target_modules == ("q_proj",)
 
 

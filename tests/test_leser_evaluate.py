@@ -39,36 +39,45 @@ def eval_config(eval_overrides):
     return load_config(None, eval_overrides)
 
 
-def test_eval_writes_every_row_and_every_expansion(eval_config, tmp_path):
+def test_eval_scores_every_row_on_every_engine(eval_config, tmp_path):
     pytest.importorskip("bm25s")
+    pytest.importorskip("Stemmer")
     report = run_evaluation(eval_config)
-    rows = {r["system"]: r for r in report["rows"]}
-    assert list(rows) == ["original query (dense)", "original query (BM25)", "pseudo-relevance feedback (no model)",
-                          "zero-shot base model", "again"]
+    systems = ["original query", "pseudo-relevance feedback (no model)", "zero-shot base model", "again"]
+    assert report["engines"] == ["dense", "bm25", "hybrid"]
+    assert report["commit"] and report["config"]["engine"]["kind"] == "dense"
+    rows = {(r["system"], r["engine"]): r for r in report["rows"]}
+    assert set(rows) == {(s, e) for s in systems for e in report["engines"]}
     n = report["num_queries"]
     assert 1 <= n <= 3
-    assert rows["original query (dense)"]["metrics"]["coverage_increment"] == 0.0
-    # the same weights, greedy: the same expansions and the same metrics
-    assert rows["again"]["metrics"] == rows["zero-shot base model"]["metrics"]
-    assert rows["again"]["generation"]["temperature"] == 0.0
-    assert rows["again"]["generation"]["rrf_k"] == eval_config.reward.rrf_k
+    for engine in report["engines"]:
+        original = rows["original query", engine]
+        assert original["metrics"]["coverage_increment"] == 0.0 and original["vs_original"] is None
+        # the same weights, greedy: the same expansions and the same metrics
+        assert rows["again", engine]["metrics"] == rows["zero-shot base model", engine]["metrics"]
+        assert rows["again", engine]["generation"]["plan"]["kind"] == engine
+        # Paired with this engine's original query, and with pseudo-relevance: mean of differences.
+        prf = rows["pseudo-relevance feedback (no model)", engine]
+        assert prf["vs_pseudo_relevance"] is None
+        for metric in ("ndcg@10", "recall@100"):
+            paired = rows["again", engine]["vs_original"][metric]
+            assert paired["mean"] == pytest.approx(rows["again", engine]["metrics"][metric] - original["metrics"][metric])
+            assert paired["ci_low"] <= paired["mean"] <= paired["ci_high"]
+            assert paired["better"] + paired["worse"] + paired["same"] == n
+            vs_prf = rows["again", engine]["vs_pseudo_relevance"][metric]
+            assert vs_prf["mean"] == pytest.approx(rows["again", engine]["metrics"][metric] - prf["metrics"][metric])
+    # The dense plan's fusion follows [engine]; the others keep their defaults.
+    assert rows["again", "dense"]["generation"]["plan"]["rrf_k"] == 10
+    assert rows["again", "hybrid"]["generation"]["plan"]["expansion_weight"] == 0.5
     # No model: one expansion per query, the query leading, the top result's words after it.
-    for example in rows["pseudo-relevance feedback (no model)"]["examples"]:
+    for example in rows["pseudo-relevance feedback (no model)", "dense"]["examples"]:
         assert len(example["expansions"]) <= 1
         assert all(e.startswith(example["query"]) for e in example["expansions"])
-    # Paired with the original query, query by query: the mean difference is the difference of the means.
-    assert rows["original query (dense)"]["vs_original"] is None
-    original = rows["original query (dense)"]["metrics"]
-    for metric in ("ndcg@10", "recall@100"):
-        paired = rows["again"]["vs_original"][metric]
-        assert paired["mean"] == pytest.approx(rows["again"]["metrics"][metric] - original[metric])
-        assert paired["ci_low"] <= paired["mean"] <= paired["ci_high"]
-        assert paired["better"] + paired["worse"] + paired["same"] == n
     out = tmp_path / "out"
-    assert json.loads((out / "report.json").read_text())["rows"][4]["system"] == "again"
+    assert json.loads((out / "report.json").read_text())["rows"][-1]["system"] == "again"
     report_md = (out / "report.md").read_text()
-    assert "| again |" in report_md
-    assert "nDCG@10 - original [95% CI]" in report_md
+    assert "## Engine: bm25" in report_md and "| again |" in report_md
+    assert "Against pseudo-relevance on hybrid" in report_md
     lines = [json.loads(line) for line in (out / "expansions.jsonl").read_text().splitlines()]
     assert len(lines) == 3 * n
     assert {line["system"] for line in lines} == {"pseudo-relevance feedback (no model)", "zero-shot base model", "again"}
@@ -81,12 +90,12 @@ def test_cli_distill_writes_a_policy_that_eval_can_load(eval_overrides, tmp_path
     out = tmp_path / "distilled"
     sets = [*eval_overrides, f'distill.output_dir="{out}"', "distill.num_queries=4", "distill.num_samples=4",
             "distill.max_completion_length=6", "distill.min_reward=-10.0", "distill.epochs=1", "data.max_train_queries=4",
-            "reward.original_weight=3.5"]
+            "engine.original_weight=3.5"]
     args = ["distill"] + [x for s in sets for x in ("--set", s)]
     assert main(args) == 0, capsys.readouterr().err
     summary = json.loads((out / "distill.json").read_text())
     assert summary["queries"] == 4 and summary["kept"] >= 1
-    assert summary["run_config"]["reward"]["original_weight"] == 3.5  # the reward that chose the picks is on record
+    assert summary["run_config"]["engine"]["original_weight"] == 3.5  # the reward that chose the picks is on record
     cfg = load_config(None, [*eval_overrides, f'eval.checkpoints=["distilled={out}"]', "eval.zero_shot=false"])
     report = run_evaluation(cfg)
     assert [r["system"] for r in report["rows"]][-1] == "distilled"
@@ -100,7 +109,12 @@ def test_report_png_is_written_when_matplotlib_is_installed(tmp_path):
 
     from leser.evaluate import METRICS, Row, write_report
 
-    row = Row("original query (dense)", dict.fromkeys(METRICS, 0.3))
-    report = {"dataset": "toy", "split": "test", "num_queries": 1, "rows": [asdict(row)]}
+    from retrieval.metrics import paired_bootstrap
+
+    original = Row("original query", "dense", dict.fromkeys(METRICS, 0.3))
+    trained = Row("trained", "dense", dict.fromkeys(METRICS, 0.302),
+                  vs_original={m: paired_bootstrap([0.002, 0.001, 0.003]) for m in ("ndcg@10", "recall@100")})
+    report = {"dataset": "toy", "split": "test", "num_queries": 3, "engines": ["dense"],
+              "context_plan": {"kind": "dense"}, "rows": [asdict(original), asdict(trained)]}
     write_report(report, tmp_path)
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

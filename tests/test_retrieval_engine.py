@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from retrieval.encoder import Encoder
-from retrieval.engine import BM25Engine, DenseEngine, HybridEngine, exact_topk, fuse, fuse_with_scores
+from retrieval.engine import BM25Engine, DenseEngine, HybridEngine, exact_topk
+from retrieval.fusion import fuse, fuse_with_scores
 
 CATALOG = [
     "cordless drill with battery and charger",

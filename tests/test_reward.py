@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from retrieval import Dataset
+from retrieval.plan import FusionSettings, RetrievalPlan
 from reward import RewardConfig, RulesConfig, SearchReward, check, usable
 
 RULES = RulesConfig(max_expansions=3, max_words=4, max_chars=30, banned_terms=["cheap"])
@@ -60,7 +61,7 @@ class FakeEngine:
         return ids, scores
 
 
-def make_env(**reward_kw):
+def make_env(original_weight: float = 1.0, **reward_kw):
     dataset = Dataset(
         name="toy",
         product_ids=[f"p{i}" for i in range(6)],
@@ -71,7 +72,8 @@ def make_env(**reward_kw):
     )
     engine = FakeEngine({"drill": [0, 1, 2], "impact driver": [3, 4], "hammer drill": [5, 3]})
     cfg = RewardConfig(relevance_k=2, coverage_k=3, **reward_kw)
-    return SearchReward(dataset, engine, cfg, RulesConfig()), engine
+    plan = RetrievalPlan("fake", [engine], engine, FusionSettings(original_weight, 1.0, rrf_k=60), depth=3)
+    return SearchReward(dataset, plan, cfg, RulesConfig()), engine
 
 
 def test_reward_parts_by_hand():
@@ -140,9 +142,18 @@ def test_bad_relevance_mode():
         make_env(relevance="clicks")
 
 
+def test_label_free_needs_a_dense_expansion_engine():
+    with pytest.raises(ValueError, match="dense engine"):
+        make_env(relevance="label_free")
+
+
 def test_label_free_parts_by_hand():
-    env, engine = make_env(relevance="label_free")
-    engine.embeddings = torch.eye(6)  # item i is the unit vector e_i
+    FakeEngine.embeddings = torch.eye(6)  # item i is the unit vector e_i
+    try:
+        env, engine = make_env(relevance="label_free")
+    finally:
+        del FakeEngine.embeddings
+    engine.embeddings = torch.eye(6)
     query_vec = torch.zeros(6)
     query_vec[[0, 3]] = 2 ** -0.5  # "drill" points between items 0 and 3
     calls = []
@@ -155,3 +166,33 @@ def test_label_free_parts_by_hand():
     # 'hammer drill' top-2 = [5, 3]: cosines [0, 0.7071]; the mean over both expansions' 4 items is 0.3536.
     assert parts.relevance[1].item() == pytest.approx(0.5 * 2 ** -0.5, abs=1e-5)
     assert calls == [["drill"]]  # the query is encoded once for all its completions
+
+
+def test_headroom_keeps_only_queries_an_expansion_can_improve():
+    dataset = Dataset(name="toy", product_ids=[f"p{i}" for i in range(6)], product_texts=[f"title {i}" for i in range(6)],
+                      queries={"open": "drill", "done": "saw", "deep": "nail"},
+                      qrels={"open": {0: 2.0, 3: 2.0}, "done": {0: 2.0, 3: 2.0, 5: 1.0}, "deep": {0: 2.0, 5: 2.0}},
+                      relevant_gain=2.0)
+    # open: [0, 1, 2] misses 3 in the top 2 (nDCG@2 < 1); done: [0, 3, 5] is ideal; deep: [0, 5] puts both
+    # relevant items in the top 2, ideal as well.
+    engine = FakeEngine({"drill": [0, 1, 2], "saw": [0, 3, 5], "nail": [0, 5]})
+    plan = RetrievalPlan("fake", [engine], engine, FusionSettings(1.0, 1.0, rrf_k=60), depth=3)
+    env = SearchReward(dataset, plan, RewardConfig(relevance_k=2, coverage_k=3), RulesConfig())
+    assert env.with_headroom(["open", "done", "deep"]) == ["open"]
+    # a relevant item beyond the coverage cut-off is headroom even with a perfect head
+    engine.table["saw"] = [0, 3, 1]
+    env = SearchReward(dataset, plan, RewardConfig(relevance_k=1, coverage_k=3), RulesConfig())
+    assert env.with_headroom(["done"]) == []  # item 5 has gain 1 < relevant_gain: not missed
+    dataset.qrels["done"][5] = 2.0
+    env = SearchReward(dataset, plan, RewardConfig(relevance_k=1, coverage_k=3), RulesConfig())
+    assert env.with_headroom(["done"]) == ["done"]
+
+
+def test_deep_term_sees_moves_below_the_cut_offs():
+    env, _ = make_env(deep_weight=1.0, relevance_on="fused")
+    # 'hammer drill' ranks [5, 3]; fused (RRF, ties by first appearance) = [0, 5, 1] at depth 3: gains 2, 1, 0
+    # against the original [0, 1, 2]: 2, 0, 0. nDCG@3 gains 1/log2(3) over the ideal 2 + 2/log2(3) + 1/2.
+    parts = env.score(["q"], [["hammer drill"]])
+    ideal = 2 + 2 / math.log2(3) + 1 / 2
+    assert parts.deep[0].item() == pytest.approx((1 / math.log2(3)) / ideal, abs=1e-5)
+    assert parts.total[0].item() == pytest.approx(parts.relevance[0] + parts.coverage[0] + parts.deep[0], abs=1e-6)

@@ -36,7 +36,7 @@ def select_groups(batch: StepBatch, groups: list[int], G: int) -> StepBatch:
     )
     p = batch.parts
     idx = rows.tolist()
-    parts = RewardParts(p.relevance[rows], p.coverage[rows], p.rules[rows], p.total[rows],
+    parts = RewardParts(p.relevance[rows], p.coverage[rows], p.deep[rows], p.rules[rows], p.total[rows],
                         [p.violations[i] for i in idx], [p.expansions_used[i] for i in idx])
     return StepBatch([batch.qids[g] for g in groups], [batch.queries[g] for g in groups],
                      [batch.prompts[g] for g in groups],
@@ -60,7 +60,7 @@ def concat_batches(a: StepBatch, b: StepBatch, G: int) -> StepBatch:
         truncated=torch.cat([ra.truncated, rb.truncated]), group_size=G, texts=ra.texts + rb.texts,
     )
     pa, pb = a.parts, b.parts
-    parts = RewardParts(*(torch.cat([getattr(pa, n), getattr(pb, n)]) for n in ("relevance", "coverage", "rules", "total")),
+    parts = RewardParts(*(torch.cat([getattr(pa, n), getattr(pb, n)]) for n in ("relevance", "coverage", "deep", "rules", "total")),
                         pa.violations + pb.violations, pa.expansions_used + pb.expansions_used)
     return StepBatch(a.qids + b.qids, a.queries + b.queries, a.prompts + b.prompts, a.contexts + b.contexts, rollout, parts,
                      torch.cat([a.advantages, b.advantages]), pad_cat(a.loss_mask, b.loss_mask, 0.0),

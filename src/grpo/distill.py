@@ -56,6 +56,9 @@ class DistillConfig:
     learning_rate: float = 1e-5
     max_grad_norm: float = 1.0
     seed: int = 0
+    before_train: bool = False
+    """Make ``make train`` run the whole recipe: distill into ``output_dir`` first (or reuse it when it holds a
+    finished warm start), then train GRPO from it. One command, defined by counts, so it resumes and reruns."""
 
     def __post_init__(self) -> None:
         if self.num_queries < 1 or self.epochs < 1 or self.batch_size < 1:

@@ -4,15 +4,15 @@ from __future__ import annotations
 from torch.utils.tensorboard import SummaryWriter
 
 from grpo.batch import StepBatch
-from reward import RULES
+from reward import PART_NAMES, RULES
 
 
 def step_metrics(batch: StepBatch, update: dict[str, float], phase_seconds: dict[str, float], step_time: float,
                  lr: float) -> dict[str, float]:
     parts, r = batch.parts, batch.rollout
     lengths = r.completion_mask.float().sum(dim=1)
-    m = {f"reward/{n}/mean": getattr(parts, n).mean().item() for n in ("total", "relevance", "coverage", "rules")}
-    m.update({f"reward/{n}/std": getattr(parts, n).std().item() for n in ("total", "relevance", "coverage", "rules")})
+    m = {f"reward/{n}/mean": getattr(parts, n).mean().item() for n in PART_NAMES}
+    m.update({f"reward/{n}/std": getattr(parts, n).std().item() for n in PART_NAMES})
     m["frac_reward_zero_std"] = batch.zero_std_fraction
     m["completions/mean_length"] = lengths.mean().item()
     m["completions/max_length"] = lengths.max().item()

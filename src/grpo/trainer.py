@@ -38,7 +38,7 @@ from policy import (
     sample_groups,
     save_adapter,
 )
-from reward import SearchReward
+from reward import PART_NAMES, SearchReward
 
 
 # ----------------------------------------------------------------------------- data order
@@ -297,7 +297,7 @@ class GRPOTrainer:
         if not self.valid_qids:
             return {}
         self.model.eval()
-        cfg, names = self.cfg, ("total", "relevance", "coverage", "rules")
+        cfg, names = self.cfg, PART_NAMES
         _, prompts, _ = self.make_prompts(self.valid_qids)
         parts = self._score_samples(prompts, 1, temperature=0.0)
         metrics = {f"valid/reward/{n}": getattr(parts, n).mean().item() for n in names}

@@ -20,13 +20,16 @@ def _config(args) -> LeserConfig:
 
 def cmd_train(args) -> int:
     from grpo.trainer import GRPOTrainer
-    from leser.runtime import build_reward, trainable_queries
+    from leser.runtime import build_reward, trainable_queries, training_queries
     from policy import load_policy
 
     cfg = _config(args)
     reward = build_reward(cfg)
     print(reward.dataset.summary())
-    train_qids = trainable_queries(cfg, reward.dataset, "train")[: cfg.data.max_train_queries]
+    print(f"retrieval plan: {reward.plan}")
+    train_qids = training_queries(cfg, reward)
+    if cfg.distill.before_train:
+        cfg.policy.model = _warm_start(cfg, reward, train_qids)
     valid_qids = trainable_queries(cfg, reward.dataset, "valid")
     model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)
     trainer = GRPOTrainer(cfg.train, model, tokenizer, reward, cfg.prompt, train_qids, valid_qids,
@@ -36,14 +39,29 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _warm_start(cfg: LeserConfig, reward, train_qids: list[str]) -> str:
+    """The recipe's first stage: the distilled policy's folder, distilled now unless it is there already."""
+    from grpo.distill import distill
+    from policy import load_policy
+
+    out = Path(cfg.distill.output_dir)
+    if (out / "distill.json").exists():
+        print(f"warm start: reusing {out} (distill.json present)")
+        return str(out)
+    model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)
+    distill(model, tokenizer, reward, cfg.prompt, train_qids, cfg.distill, run_config=cfg.to_dict())
+    print(f"warm start: distilled into {out}")
+    return str(out)
+
+
 def cmd_distill(args) -> int:
     from grpo.distill import distill
-    from leser.runtime import build_reward, trainable_queries
+    from leser.runtime import build_reward, training_queries
     from policy import load_policy
 
     cfg = _config(args)
     reward = build_reward(cfg)
-    train_qids = trainable_queries(cfg, reward.dataset, "train")[: cfg.data.max_train_queries]
+    train_qids = training_queries(cfg, reward)
     model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)
     summary = distill(model, tokenizer, reward, cfg.prompt, train_qids, cfg.distill, run_config=cfg.to_dict())
     print(json.dumps({k: v for k, v in summary.items() if k not in ("config", "run_config")}, indent=1))
@@ -78,9 +96,10 @@ def _expand_batch(queries: list[str], reward, model, tokenizer, cfg: LeserConfig
     """Context titles and expansions for free-text queries (greedy unless [eval] temperature says otherwise)."""
     from policy import expand_queries
 
-    ids, _ = reward.engine.search(queries, max(cfg.prompt.context_k, 1))
+    from retrieval.plan import top_titles
+
     texts = reward.dataset.product_texts
-    contexts = [[texts[i] for i in row[: cfg.prompt.context_k].tolist() if i >= 0] for row in ids]
+    contexts = [top_titles(texts, ranking, cfg.prompt.context_k) for ranking in reward.plan.rank(queries)]
     expansions = expand_queries(model, tokenizer, queries, contexts, cfg.prompt,
                                 max_new_tokens=cfg.eval.max_new_tokens, temperature=cfg.eval.temperature)
     return contexts, [e[: cfg.prompt.num_expansions] for e in expansions]

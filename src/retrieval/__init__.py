@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 _EXPORTS = {
     "datasets": ("Dataset", "DatasetError", "SPLITS", "load_dataset", "normalise_query", "query_id_for", "split_of"),
     "encoder": ("Encoder", "default_encoder_path"),
-    "engine": ("BM25Engine", "DenseEngine", "HybridEngine", "SearchEngine", "exact_topk", "fuse", "fuse_with_scores"),
+    "engine": ("BM25Engine", "DenseEngine", "HybridEngine", "SearchEngine", "exact_topk"),
+    "fusion": ("fuse", "fuse_with_scores"),
+    "plan": ("PLAN_KINDS", "RetrievalPlan"),
     "metrics": ("coverage_increment", "dcg_at_k", "evaluate_rankings", "mrr_at_k", "ndcg_at_k", "paired_bootstrap",
                 "recall_at_k"),
     "paths": ("cache_dir", "data_root"),
@@ -23,10 +25,12 @@ __all__ = sorted(_MODULE_OF)
 if TYPE_CHECKING:
     from .datasets import Dataset, DatasetError, SPLITS, load_dataset, normalise_query, query_id_for, split_of
     from .encoder import Encoder, default_encoder_path
-    from .engine import BM25Engine, DenseEngine, HybridEngine, SearchEngine, exact_topk, fuse, fuse_with_scores
+    from .engine import BM25Engine, DenseEngine, HybridEngine, SearchEngine, exact_topk
+    from .fusion import fuse, fuse_with_scores
     from .metrics import (coverage_increment, dcg_at_k, evaluate_rankings, mrr_at_k, ndcg_at_k, paired_bootstrap,
                           recall_at_k)
     from .paths import cache_dir, data_root
+    from .plan import PLAN_KINDS, RetrievalPlan
     from .prf import title_expansions
 
 

@@ -1,4 +1,4 @@
-"""In-process search engines over a fixed catalog: exact dense (cached embeddings), BM25, hybrid, and fusion.
+"""In-process search engines over a fixed catalog: exact dense (cached embeddings), stemmed BM25, and hybrid.
 
 All engines share one interface, ``search(texts, k) -> (ids [n, k] int64, scores [n, k] float32)``: row ``i``
 holds the catalog row indices of the ``k`` best items for ``texts[i]``, best first. Slots without a hit hold
@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import safe_open, save_file
 
 from .encoder import Encoder
+from .fusion import fuse_with_scores, pad_results
 from .paths import cache_dir as default_cache_dir
 
 __all__ = [
@@ -27,8 +28,6 @@ __all__ = [
     "HybridEngine",
     "SearchEngine",
     "exact_topk",
-    "fuse",
-    "fuse_with_scores",
 ]
 
 log = logging.getLogger(__name__)
@@ -40,18 +39,6 @@ class SearchEngine(Protocol):
     """Anything with the engines' ``search`` method."""
 
     def search(self, texts: list[str], k: int) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-
-def _pad(ids: torch.Tensor, scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Widen ``[n, m]`` results to ``[n, k]`` with id -1 / score -inf (m <= k)."""
-    missing = k - ids.shape[1]
-    if missing <= 0:
-        return ids, scores
-    n = ids.shape[0]
-    return (
-        torch.cat([ids, ids.new_full((n, missing), -1)], 1),
-        torch.cat([scores, scores.new_full((n, missing), float("-inf"))], 1),
-    )
 
 
 # ------------------------------------------------------------------------------------------------ exact top-k
@@ -101,7 +88,7 @@ def exact_topk(
         all_scores.append(best_scores.float())
     ids = torch.cat(all_ids) if all_ids else torch.empty(0, k_eff, dtype=torch.long)
     scores = torch.cat(all_scores) if all_scores else torch.empty(0, k_eff)
-    return _pad(ids, scores, k)
+    return pad_results(ids, scores, k)
 
 
 # ----------------------------------------------------------------------------------------------- dense engine
@@ -264,17 +251,23 @@ def _import_bm25s():
 
 
 class BM25Engine:
-    """Lexical BM25 (Lucene variant) over the catalog via ``bm25s``, English stopwords removed.
+    """Lexical BM25 (Lucene variant) over the catalog via ``bm25s``: lower-cased, English stopwords removed and,
+    by default, every word stemmed (Snowball English, PyStemmer), as users of Lucene/Elasticsearch expect.
+
+    Without a stemmer "drills" does not match "drill"; on Home Depot that cost 0.036 nDCG@10 and 0.061 R@100.
 
     Args:
         texts: ``[n_items]`` catalog texts.
         k1, b: BM25 parameters.
+        stemmer: a Snowball language for PyStemmer (``"english"``), or None for exact words.
+        stopwords: a bm25s stopword list name (``"en"``) or None.
     """
 
-    def __init__(self, texts: list[str], k1: float = 1.5, b: float = 0.75) -> None:
+    def __init__(self, texts: list[str], k1: float = 1.5, b: float = 0.75, stemmer: str | None = "english",
+                 stopwords: str | None = "en") -> None:
         bm25s = _import_bm25s()
         self.n_items = len(texts)
-        self.tokenizer = bm25s.tokenization.Tokenizer(stopwords="en")
+        self.tokenizer = bm25s.tokenization.Tokenizer(stopwords=stopwords or [], stemmer=_snowball(stemmer))
         corpus = self.tokenizer.tokenize(list(texts), show_progress=False, return_as="tuple")
         self.retriever = bm25s.BM25(k1=k1, b=b)
         self.retriever.index(corpus, show_progress=False)
@@ -287,7 +280,7 @@ class BM25Engine:
         of the query occurs in fewer than k items)."""
         if not texts:
             return torch.empty(0, k, dtype=torch.long), torch.empty(0, k)
-        # update_vocab=False: words unseen in the catalog map to the empty token, which matches nothing.
+        # update_vocab=False: words (stems) unseen in the catalog map to the empty token, which matches nothing.
         query_ids = self.tokenizer.tokenize(list(texts), update_vocab=False, show_progress=False, return_as="ids")
         k_eff = min(k, self.n_items)
         docs, scores = self.retriever.retrieve(query_ids, k=k_eff, show_progress=False, n_threads=0)
@@ -296,88 +289,21 @@ class BM25Engine:
         # bm25s fills up to k with zero-score items; a zero score means no query term matched.
         miss = scores <= 0
         ids[miss], scores[miss] = -1, float("-inf")
-        return _pad(ids, scores, k)
+        return pad_results(ids, scores, k)
 
 
-# ---------------------------------------------------------------------------------------------------- fusion
-
-
-def fuse_with_scores(
-    ranked_lists: Sequence[torch.Tensor],
-    how: str = "rrf",
-    k: int = 100,
-    weights: Sequence[float] | None = None,
-    scores: Sequence[torch.Tensor] | None = None,
-    rrf_k: int = 60,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`fuse`, also returning the fused score of each result (``[k]`` float32, -inf for padding)."""
-    if how not in ("rrf", "max"):
-        raise ValueError(f"unknown fusion {how!r}; expected 'rrf' or 'max'")
-    if how == "max" and scores is None:
-        raise ValueError("fusion 'max' needs the retrieval scores of every list")
-    weights = [1.0] * len(ranked_lists) if weights is None else list(weights)
-    if len(weights) != len(ranked_lists) or (scores is not None and len(scores) != len(ranked_lists)):
-        raise ValueError("weights and scores need one entry per ranked list")
-    if not ranked_lists:
-        return torch.full((k,), -1, dtype=torch.long), torch.full((k,), float("-inf"))
-
-    ids = torch.cat([torch.as_tensor(r, dtype=torch.long).reshape(-1) for r in ranked_lists])
-    sizes = [torch.as_tensor(r).numel() for r in ranked_lists]
-    weight = torch.repeat_interleave(torch.tensor(weights, dtype=torch.float64), torch.tensor(sizes))
-    if how == "rrf":
-        rank = torch.cat([torch.arange(1, n + 1, dtype=torch.float64) for n in sizes])
-        contribution = weight / (rrf_k + rank)
-    else:
-        raw = torch.cat([torch.as_tensor(s, dtype=torch.float64).reshape(-1) for s in scores])
-        contribution = weight * raw
-    valid = ids >= 0
-    ids, contribution = ids[valid], contribution[valid]
-    position = torch.arange(valid.numel())[valid]  # place in the concatenation = order of first appearance
-
-    unique, inverse = torch.unique(ids, return_inverse=True)
-    first = torch.full((unique.numel(),), valid.numel(), dtype=torch.long).scatter_reduce_(
-        0, inverse, position, "amin"
-    )
-    if how == "rrf":
-        fused = torch.zeros(unique.numel(), dtype=torch.float64).scatter_add_(0, inverse, contribution)
-    else:
-        fused = torch.full((unique.numel(),), float("-inf"), dtype=torch.float64).scatter_reduce_(
-            0, inverse, contribution, "amax"
-        )
-    # Order by first appearance, then a stable sort on score: ties keep first-appearance order.
-    by_first = torch.argsort(first)
-    order = by_first[torch.argsort(-fused[by_first], stable=True)][:k]
-    out_ids, out_scores = unique[order], fused[order].float()
-    padded = _pad(out_ids.unsqueeze(0), out_scores.unsqueeze(0), k)
-    return padded[0][0], padded[1][0]
-
-
-def fuse(
-    ranked_lists: Sequence[torch.Tensor],
-    how: str = "rrf",
-    k: int = 100,
-    weights: Sequence[float] | None = None,
-    scores: Sequence[torch.Tensor] | None = None,
-    rrf_k: int = 60,
-) -> torch.Tensor:
-    """One ranked list ``[k]`` (int64, -1 padded) from several, e.g. an original query and its expansions.
-
-    Args:
-        ranked_lists: ``[k_i]`` catalog ids each, best first; -1 entries are ignored.
-        how: "rrf": score(d) = sum_i w_i / (rrf_k + rank_i(d)), rank from 1, over the lists containing d;
-            "max": score(d) = max_i w_i * scores_i(d) (needs ``scores``).
-        k: length of the result.
-        weights: one per list; default all 1.
-        scores: ``[k_i]`` retrieval scores aligned with ``ranked_lists`` (for "max").
-        rrf_k: RRF smoothing constant.
-
-    Ties are broken by first appearance in ``ranked_lists`` (list order, then rank), so results are
-    deterministic.
-
-    Raises:
-        ValueError: unknown ``how``, or "max" without ``scores``.
-    """
-    return fuse_with_scores(ranked_lists, how=how, k=k, weights=weights, scores=scores, rrf_k=rrf_k)[0]
+def _snowball(language: str | None):
+    """PyStemmer's stemmer for ``language`` (None: no stemming)."""
+    if not language:
+        return None
+    try:
+        import Stemmer
+    except ImportError:
+        raise ImportError("a stemmed BM25Engine needs PyStemmer: pip install PyStemmer "
+                          "(or set [engine] stemmer = \"\" for exact words)") from None
+    if language not in Stemmer.algorithms():
+        raise ValueError(f"unknown stemmer language {language!r}; PyStemmer knows {Stemmer.algorithms()}")
+    return Stemmer.Stemmer(language)
 
 
 # ---------------------------------------------------------------------------------------------- hybrid engine

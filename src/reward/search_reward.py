@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from retrieval import fuse
-from retrieval.metrics import ndcg_at_k, recall_at_k
+from retrieval.metrics import coverage_increment, ndcg_at_k, recall_at_k
+from retrieval.plan import Lists, RetrievalPlan, top_titles
 from reward.rules import RulesConfig, check, usable
 
 RELEVANCE_MODES = ("labels", "label_free")
@@ -39,11 +39,13 @@ class RewardConfig:
     """The whole reward of a completion with no expansion in it: a fixed floor below any parsable one."""
     relevance_k: int = 10
     coverage_k: int = 100
-    fusion: str = "rrf"
-    """How the original's list and the expansions' lists merge: ``rrf`` or ``max`` (score)."""
-    original_weight: float = 1.0
-    """Weight of the original query's list in the fusion; > 1 keeps its head results on top."""
-    rrf_k: int = 60
+    deep_weight: float = 0.0
+    """Weight of a rank-based term over the whole fused list: nDCG@depth of the fused list minus the
+    original's (depth: ``[engine] depth``). It moves whenever a judged item moves anywhere in the list, not
+    only when it crosses rank 10 or 100, so fewer groups of completions tie. Labels mode only."""
+    headroom_only: bool = False
+    """Train only on queries where the original ranking leaves room: nDCG@relevance_k < 1 or a relevant item
+    missing from its top coverage_k. Elsewhere no expansion can raise the reward."""
 
 
 @dataclass
@@ -52,41 +54,26 @@ class RewardParts:
 
     relevance: torch.Tensor
     coverage: torch.Tensor
+    deep: torch.Tensor
     rules: torch.Tensor
     total: torch.Tensor
     violations: list[list[str]] = field(default_factory=list)
     expansions_used: list[list[str]] = field(default_factory=list)
 
 
-def fuse_with_original(
-    original_ids: torch.Tensor,
-    expansion_ids: list[torch.Tensor],
-    cfg: RewardConfig,
-    original_scores: torch.Tensor | None = None,
-    expansion_scores: list[torch.Tensor] | None = None,
-) -> torch.Tensor:
-    """One ranked list ``[coverage_k]`` from the original query's ids ``[k]`` and each expansion's ids."""
-    if not expansion_ids:
-        return original_ids[: cfg.coverage_k]
-    scores = None if original_scores is None else [original_scores, *expansion_scores]
-    return fuse(
-        [original_ids, *expansion_ids],
-        how=cfg.fusion,
-        k=cfg.coverage_k,
-        weights=[cfg.original_weight] + [1.0] * len(expansion_ids),
-        scores=scores,
-        rrf_k=cfg.rrf_k,
-    )
+PART_NAMES = ("total", "relevance", "coverage", "deep", "rules")
+"""The scalar parts of :class:`RewardParts`, in the order logs show them."""
 
 
 class SearchReward:
     """The search environment of the policy: it shows the engine's results and scores expansions.
 
-    ``dataset`` is a :class:`retrieval.Dataset`, ``engine`` anything with ``search(texts, k)``. The original
-    query's results are cached per query id, since every step and every GRPO iteration reuses them.
+    ``dataset`` is a :class:`retrieval.Dataset`, ``plan`` a :class:`retrieval.RetrievalPlan` (which engines
+    serve the query and the expansions, and how their lists fuse). The original query's lists are cached per
+    query id, since every step and every GRPO iteration reuses them.
     """
 
-    def __init__(self, dataset, engine, cfg: RewardConfig, rules: RulesConfig):
+    def __init__(self, dataset, plan: RetrievalPlan, cfg: RewardConfig, rules: RulesConfig):
         if cfg.relevance not in RELEVANCE_MODES:
             raise ValueError(f"reward.relevance must be one of {RELEVANCE_MODES}, got {cfg.relevance!r}")
         if cfg.relevance_on not in RELEVANCE_TARGETS:
@@ -95,27 +82,39 @@ class SearchReward:
             # The original's own top results are by construction the closest to the query, so a label-free
             # score of the fused list could only fall: the signal would only punish.
             raise ValueError("reward.relevance_on = 'fused' needs reward.relevance = 'labels'")
-        self.dataset, self.engine, self.cfg, self.rules = dataset, engine, cfg, rules
-        self._original: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        if cfg.relevance == "label_free" and not hasattr(plan.expansion_engine, "embeddings"):
+            raise ValueError("reward.relevance = 'label_free' needs a plan whose expansions go to the dense engine")
+        if max(cfg.relevance_k, cfg.coverage_k) > plan.depth:
+            raise ValueError(f"reward cut-offs ({cfg.relevance_k}, {cfg.coverage_k}) exceed the plan depth {plan.depth}")
+        self.dataset, self.plan, self.cfg, self.rules = dataset, plan, cfg, rules
+        self._original: dict[str, tuple[Lists, torch.Tensor]] = {}
         self._query_vectors: dict[str, torch.Tensor] = {}
 
-    @property
-    def depth(self) -> int:
-        return max(self.cfg.coverage_k, self.cfg.relevance_k)
-
-    def original_results(self, qids: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(ids ``[depth]``, scores ``[depth]``) of each original query, searched once per query id."""
+    def original_results(self, qids: list[str]) -> list[tuple[Lists, torch.Tensor]]:
+        """Each original query's lists (one per original engine) and its own ranking ``[depth]``, searched
+        once per query id."""
         missing = list(dict.fromkeys(q for q in qids if q not in self._original))
         if missing:
-            ids, scores = self.engine.search([self.dataset.queries[q] for q in missing], self.depth)
-            for i, q in enumerate(missing):
-                self._original[q] = (ids[i], scores[i])
+            found = self.plan.search_original([self.dataset.queries[q] for q in missing])
+            for q, lists in zip(missing, found):
+                self._original[q] = (lists, self.plan.original_ranking(lists))
         return [self._original[q] for q in qids]
 
     def context(self, qids: list[str], k: int) -> list[list[str]]:
         """The titles of the engine's top-``k`` results for each query: what the policy gets to see."""
-        texts = self.dataset.product_texts
-        return [[texts[i] for i in ids[:k].tolist() if i >= 0] for ids, _ in self.original_results(qids)]
+        return [top_titles(self.dataset.product_texts, ranking, k) for _, ranking in self.original_results(qids)]
+
+    def with_headroom(self, qids: list[str]) -> list[str]:
+        """The queries whose original ranking an expansion could still improve at the reward's cut-offs:
+        nDCG@relevance_k below 1, or a relevant item outside the top coverage_k."""
+        rel, cfg = self.dataset.relevant_gain, self.cfg
+        kept = []
+        for qid, (_, ranking) in zip(qids, self.original_results(qids)):
+            gains = self.dataset.qrels.get(qid, {})
+            ndcg = ndcg_at_k(ranking, gains, cfg.relevance_k)
+            if ndcg < 1 - 1e-9 or recall_at_k(ranking, gains, cfg.coverage_k, rel) < 1 - 1e-9:
+                kept.append(qid)
+        return kept
 
     def score(self, qids: list[str], expansions: list[list[str]]) -> RewardParts:
         """Score ``B`` completions: ``qids[b]`` is the query that completion ``b`` expanded."""
@@ -123,63 +122,55 @@ class SearchReward:
         queries = [self.dataset.queries[q] for q in qids]
         violations = [check(e, q, self.rules) for e, q in zip(expansions, queries)]
         used = [usable(e, q, self.rules) for e, q in zip(expansions, queries)]
-        results = self._search_all(used)
-        originals = self.original_results(qids)
+        results = self.plan.search_expansions([t for texts in used for t in texts])
 
-        relevance, coverage = [], []
-        for qid, (orig_ids, orig_scores), texts in zip(qids, originals, used):
-            exp_ids = [results[t][0] for t in texts]
-            exp_scores = [results[t][1] for t in texts]
-            fused = fuse_with_original(orig_ids, exp_ids, cfg, orig_scores, exp_scores)
+        parts = []
+        for qid, (lists, ranking), texts in zip(qids, self.original_results(qids), used):
+            exp_lists = [results[t] for t in texts]
             if cfg.relevance == "labels":
-                rel, cov = self._labelled_parts(qid, orig_ids, exp_ids, fused)
+                parts.append(self._labelled_parts(qid, ranking, exp_lists, self.plan.fuse(lists, exp_lists)))
             else:
-                rel, cov = self._label_free_parts(qid, orig_ids, exp_ids)
-            relevance.append(rel)
-            coverage.append(cov)
+                parts.append((*self._label_free_parts(qid, ranking, [ids for ids, _ in exp_lists]), 0.0))
 
-        relevance_t = torch.tensor(relevance, dtype=torch.float32)
-        coverage_t = torch.tensor(coverage, dtype=torch.float32)
+        relevance_t, coverage_t, deep_t = torch.tensor(parts, dtype=torch.float32).reshape(-1, 3).unbind(1)
         rules_t = -cfg.rule_penalty * torch.tensor([len(v) for v in violations], dtype=torch.float32)
-        total = cfg.relevance_weight * relevance_t + cfg.coverage_weight * coverage_t + rules_t
+        total = cfg.relevance_weight * relevance_t + cfg.coverage_weight * coverage_t + cfg.deep_weight * deep_t
+        total = total + rules_t
         unparsable = torch.tensor(["unparsable" in v for v in violations])
         total = torch.where(unparsable, torch.full_like(total, cfg.unparsable_reward), total)
-        return RewardParts(relevance_t, coverage_t, rules_t, total, violations, used)
+        return RewardParts(relevance_t, coverage_t, deep_t, rules_t, total, violations, used)
 
-    def _search_all(self, used: list[list[str]]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Every distinct expansion of the rollout, in one batched engine call."""
-        texts = list(dict.fromkeys(t for texts in used for t in texts))
-        if not texts:
-            return {}
-        ids, scores = self.engine.search(texts, self.depth)
-        return {t: (ids[i], scores[i]) for i, t in enumerate(texts)}
-
-    def _labelled_parts(self, qid, orig_ids, exp_ids, fused) -> tuple[float, float]:
+    def _labelled_parts(self, qid, ranking, exp_lists, fused) -> tuple[float, float, float]:
+        """(relevance, coverage, deep): what the fused list gains over the original ranking."""
         gains = self.dataset.qrels.get(qid, {})
         k, rel_gain = self.cfg.relevance_k, self.dataset.relevant_gain
         if self.cfg.relevance_on == "fused":
-            relevance = ndcg_at_k(fused, gains, k) - ndcg_at_k(orig_ids, gains, k)
+            relevance = ndcg_at_k(fused, gains, k) - ndcg_at_k(ranking, gains, k)
         else:
-            relevance = sum(ndcg_at_k(ids, gains, k) for ids in exp_ids) / len(exp_ids) if exp_ids else 0.0
-        coverage = recall_at_k(fused, gains, self.cfg.coverage_k, rel_gain) - recall_at_k(
-            orig_ids, gains, self.cfg.coverage_k, rel_gain
-        )
-        return relevance, coverage
+            own = [ndcg_at_k(ids, gains, k) for ids, _ in exp_lists]
+            relevance = sum(own) / len(own) if own else 0.0
+        coverage = coverage_increment(fused, ranking, gains, self.cfg.coverage_k, rel_gain)
+        deep = 0.0
+        if self.cfg.deep_weight:
+            depth = self.plan.depth
+            deep = ndcg_at_k(fused, gains, depth) - ndcg_at_k(ranking, gains, depth)
+        return relevance, coverage, deep
 
-    def _label_free_parts(self, qid, orig_ids, exp_ids) -> tuple[float, float]:
+    def _label_free_parts(self, qid, ranking, exp_ids) -> tuple[float, float]:
         if not exp_ids:
             return 0.0, 0.0
         query_vec = self._query_embedding(qid)
-        catalog = self.engine.embeddings
+        catalog = self.plan.expansion_engine.embeddings
         k = self.cfg.relevance_k
         top = torch.stack([ids[:k] for ids in exp_ids]).clamp(min=0)  # [n_expansions, k]
         sims = (catalog[top.to(catalog.device)] @ query_vec.to(catalog.device)).cpu()  # [n_expansions, k]
-        seen = set(orig_ids[: self.cfg.coverage_k].tolist())
+        seen = set(ranking[: self.cfg.coverage_k].tolist())
         is_new = torch.tensor([[i not in seen for i in row] for row in top.tolist()])
         return sims.mean().item(), (sims * is_new).sum().item() / sims.numel()
 
     def _query_embedding(self, qid: str) -> torch.Tensor:
         """The original query's vector ``[d]``, encoded once: all G completions of a group share it."""
         if qid not in self._query_vectors:
-            self._query_vectors[qid] = self.engine.encoder.encode([self.dataset.queries[qid]])[0]
+            encoder = self.plan.expansion_engine.encoder
+            self._query_vectors[qid] = encoder.encode([self.dataset.queries[qid]])[0]
         return self._query_vectors[qid]
