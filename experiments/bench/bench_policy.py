@@ -165,7 +165,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--title-chars", type=int, default=80, help="PromptConfig.title_chars (prompt length)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--out", type=Path, default=Path("experiments/results/bench_policy.json"))
+    parser.add_argument("--out", type=Path, default=Path("runs/bench/bench_policy.json"))
     return parser.parse_args()
 
 

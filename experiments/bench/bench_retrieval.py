@@ -40,7 +40,7 @@ log = logging.getLogger("bench_retrieval")
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=os.environ.get("LESER_DATA") or str(data_root() / "home_depot"))
-    parser.add_argument("--out", default="experiments/results/bench_retrieval.json")
+    parser.add_argument("--out", default="runs/bench/bench_retrieval.json")
     parser.add_argument("--n-encode", type=int, default=5000, help="titles for the encoding benchmark")
     parser.add_argument("--n-queries", type=int, default=1000, help="query embeddings for the search benchmark")
     parser.add_argument("--k", type=int, default=100)
