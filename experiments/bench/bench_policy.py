@@ -193,7 +193,8 @@ def main() -> None:
     result = {
         "model": args.model or "SmolLM2-135M-Instruct (bundled GGUF, dequantised fp32)",
         "device": "cpu", "threads": args.threads, "torch": torch.__version__, "platform": platform.platform(),
-        "group_size": args.group_size, "title_chars": args.title_chars, "max_new_tokens": args.max_new_tokens, "repeats": args.repeats,
+        "group_size": args.group_size, "title_chars": args.title_chars, "max_new_tokens": args.max_new_tokens,
+        "repeats": args.repeats,
         "prompt_tokens": prompt_tokens, "sampling": sampling, "scoring": scoring,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -133,7 +133,8 @@ def print_report(report: dict) -> None:
         if f"{name}_s" in search:
             print(f"  {name:<8} {search[f'{name}_s']:7.3f} s")
     if "ours_over_faiss" in search:
-        print(f"  ours / faiss {search['ours_over_faiss']:.2f}   recall of ours vs faiss {search['recall_vs_faiss']:.4f}")
+        print(f"  ours / faiss {search['ours_over_faiss']:.2f}"
+              f"   recall of ours vs faiss {search['recall_vs_faiss']:.4f}")
     print(f"\n== quality on the {report['split']} split ({report['n_eval_queries']} queries)")
     print(f"  {'engine':<8} {'nDCG@10':>8} {'R@10':>8} {'R@100':>8} {'MRR@10':>8} {'time s':>8}")
     for name, m in report["quality"].items():
