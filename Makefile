@@ -1,4 +1,4 @@
-# LESER: make setup && make train; make test.
+# LESER: make setup && make train; make test; make lint.
 # The torch pin is a setting: the default takes the CPU build; GPU users set e.g. TORCH_SPEC="torch==2.13.0"
 # with their CUDA index (PIP_EXTRA_INDEX_URL) or leave it empty to keep the torch they have.
 PYTHON ?= python
@@ -20,6 +20,9 @@ setup:
 
 test:
 	$(PYTHON) -m pytest tests -q
+
+lint:
+	$(PYTHON) -m ruff check .
 
 test-slow:
 	$(PYTHON) -m pytest tests -m slow

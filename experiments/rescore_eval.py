@@ -47,7 +47,8 @@ def main() -> None:
     # Fuse as the report did, whatever the config says today: only the parser and the rules may differ.
     # Reports written before rows recorded rrf_k fused at the default, 60.
     generation = next(r["generation"] for r in report["rows"] if r["generation"])
-    reward_cfg = dataclasses.replace(cfg.reward, fusion=generation["fusion"], original_weight=generation["original_weight"],
+    reward_cfg = dataclasses.replace(cfg.reward, fusion=generation["fusion"],
+                                     original_weight=generation["original_weight"],
                                      rrf_k=generation.get("rrf_k", RewardConfig.rrf_k))
     for system, items in saved.items():
         if [i["query_id"] for i in items] != qids:

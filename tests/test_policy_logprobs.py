@@ -134,7 +134,8 @@ def test_entropy_matches_full_softmax(tiny_llama, rollout):
         for b in range(rollout.batch_size):
             prompt = rollout.prompt_ids[b // G]
             ids = torch.cat([prompt, rollout.completion_ids[b]]).unsqueeze(0)
-            dist = torch.distributions.Categorical(logits=tiny_llama(input_ids=ids).logits[0, prompt.numel() - 1: -1] / 0.7)
+            logits = tiny_llama(input_ids=ids).logits[0, prompt.numel() - 1: -1]
+            dist = torch.distributions.Categorical(logits=logits / 0.7)
             expected.append(dist.entropy())
     expected = torch.stack(expected) * rollout.completion_mask
     torch.testing.assert_close(entropy, expected, atol=1e-5, rtol=0)

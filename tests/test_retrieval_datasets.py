@@ -10,7 +10,7 @@ from urllib.error import URLError
 import pytest
 
 from retrieval import datasets as ds
-from retrieval.datasets import DatasetError, load_dataset, query_id_for, split_of
+from retrieval.datasets import DatasetError, esci, load_dataset, query_id_for, split_of, wands
 
 FIXTURES = Path(__file__).parent / "fixtures" / "retrieval"
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -41,7 +41,7 @@ def test_home_depot_fixture(caplog):
     assert gains_by_text(data, "deck over") == {"100002": 2.0, "100005": 0.0}
     # "Shower  Faucet" and "shower faucet" are one query: (0.67 + 1.0) / 2 = 0.835; text kept as first seen.
     assert gains_by_text(data, "shower faucet") == pytest.approx({"100003": 0.835})
-    assert data.query_text(query_id_for("shower faucet")) == "Shower Faucet"
+    assert data.queries[query_id_for("shower faucet")] == "Shower Faucet"
     assert len(data.queries) == 7
     # Unknown product 999999, the blank query, the non-numeric relevance and the short line are counted.
     message = caplog.text
@@ -105,7 +105,7 @@ def test_wands_downloads_missing_files_into_cache(tmp_path, monkeypatch):
         fetched.append(url.rsplit("/", 1)[1])
         return io.BytesIO((FIXTURES / "wands" / fetched[-1]).read_bytes())
 
-    monkeypatch.setattr(ds, "urlopen", fake_urlopen)
+    monkeypatch.setattr(wands, "urlopen", fake_urlopen)
     data = load_dataset(str(folder))
     assert fetched == ["product.csv", "label.csv"]
     assert gains_by_text(data, "smart coffee table") == {"3": 2.0, "1": 1.0}
@@ -127,7 +127,7 @@ def test_wands_offline_error_says_how_to_point_at_local_copy(tmp_path, monkeypat
     def offline(url, timeout):
         raise URLError("Name or service not known")
 
-    monkeypatch.setattr(ds, "urlopen", offline)
+    monkeypatch.setattr(wands, "urlopen", offline)
     with pytest.raises(DatasetError, match="LESER_DATA=/path/to/WANDS/dataset"):
         load_dataset("wands")
     assert not any((tmp_path / "cache" / "wands").iterdir())  # no partial file left behind
@@ -135,9 +135,9 @@ def test_wands_offline_error_says_how_to_point_at_local_copy(tmp_path, monkeypat
 
 def test_wands_download_with_wrong_header_is_rejected(tmp_path, monkeypatch):
     monkeypatch.setenv("LESER_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(ds, "urlopen", lambda url, timeout: io.BytesIO(b"<html>rate limited</html>\n"))
+    monkeypatch.setattr(wands, "urlopen", lambda url, timeout: io.BytesIO(b"<html>rate limited</html>\n"))
     with pytest.raises(DatasetError, match="missing column"):
-        ds._cached_wands_file("product.csv")
+        wands.cached_wands_file("product.csv")
     assert not (tmp_path / "cache" / "wands" / "product.csv").exists()
 
 
@@ -173,7 +173,7 @@ def test_esci_from_columns():
         "product_locale": ["us", "us", "us", "fr", "us"],
         "esci_label": ["E", "C", "S", "E", "X"],
     }
-    data = ds.build_esci(examples, products)
+    data = esci.build_esci(examples, products)
     assert data.relevant_gain == 3.0 and data.product_ids == ["B1", "B2"]  # B3 has no title
     assert gains_by_text(data, "usb c cable") == {"B1": 3.0, "B2": 1.0}  # B9 unknown, dropped
     assert list(data.queries.values()) == ["usb c cable"]  # "case" had only an unknown label
@@ -184,9 +184,9 @@ def test_esci_parquet(tmp_path):
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"product_id": ["B1"], "product_title": ["usb cable"], "product_locale": ["us"]}),
-                   tmp_path / ds.ESCI_PRODUCTS)
+                   tmp_path / esci.ESCI_PRODUCTS)
     pq.write_table(pa.table({"query_id": [1], "query": ["usb"], "product_id": ["B1"], "product_locale": ["us"],
-                             "esci_label": ["E"]}), tmp_path / ds.ESCI_EXAMPLES)
+                             "esci_label": ["E"]}), tmp_path / esci.ESCI_EXAMPLES)
     assert gains_by_text(load_dataset(str(tmp_path)), "usb") == {"B1": 3.0}
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from retrieval.engine import BM25Engine, DenseEngine
 from retrieval.plan import DEFAULT_FUSION, FusionSettings, RetrievalPlan, top_titles
@@ -16,7 +15,8 @@ def test_bm25_stems_and_drops_stopwords():
     stemmed, exact = BM25Engine(CATALOG), BM25Engine(CATALOG, stemmer=None)
     # "drills" / "cushions" / "faucets" only match "drill" / "cushion" / "faucet" through the stemmer.
     ids, _ = stemmed.search(["drills", "cushions", "faucets"], 3)
-    assert set(ids[0, :2].tolist()) == {0, 5} and set(ids[1, :2].tolist()) == {4, 7} and set(ids[2, :2].tolist()) == {3, 6}
+    assert set(ids[0, :2].tolist()) == {0, 5} and set(ids[1, :2].tolist()) == {4, 7}
+    assert set(ids[2, :2].tolist()) == {3, 6}
     assert (exact.search(["drills"], 3)[0] == -1).all()
     # Stopwords match nothing, stemmed or not.
     assert (stemmed.search(["the and for with"], 3)[0] == -1).all()

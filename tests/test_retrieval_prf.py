@@ -12,7 +12,8 @@ def test_title_expansions_lead_with_the_query_and_add_only_new_words():
 
 
 def test_title_expansions_cut_whole_words_to_the_character_limit():
-    assert title_expansions("cordless drill", ["Kit 20V Lithium"], max_words=8, max_chars=24) == ["cordless drill Kit 20V"]
+    expansions = title_expansions("cordless drill", ["Kit 20V Lithium"], max_words=8, max_chars=24)
+    assert expansions == ["cordless drill Kit 20V"]
 
 
 def test_title_expansions_drop_repeats_and_bare_queries():

@@ -169,7 +169,8 @@ def test_label_free_parts_by_hand():
 
 
 def test_headroom_keeps_only_queries_an_expansion_can_improve():
-    dataset = Dataset(name="toy", product_ids=[f"p{i}" for i in range(6)], product_texts=[f"title {i}" for i in range(6)],
+    dataset = Dataset(name="toy", product_ids=[f"p{i}" for i in range(6)],
+                      product_texts=[f"title {i}" for i in range(6)],
                       queries={"open": "drill", "done": "saw", "deep": "nail"},
                       qrels={"open": {0: 2.0, 3: 2.0}, "done": {0: 2.0, 3: 2.0, 5: 1.0}, "deep": {0: 2.0, 5: 2.0}},
                       relevant_gain=2.0)

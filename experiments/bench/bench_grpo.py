@@ -6,13 +6,14 @@ most ``max_completion_length`` tokens, the same reward (``reward.SearchReward`` 
 function), ``beta`` > 0, mu = 1, ``loss_type = "grpo"``, the same learning rate and temperature.
 
 Reports the median step time after ``--warmup`` steps for each, the ratio, our per-phase breakdown and
-completion tokens per second. Writes ``experiments/results/bench_grpo.json``.
+completion tokens per second. Writes ``runs/bench/bench_grpo.json`` (``--out``); a result worth keeping goes into
+a run folder under ``experiments/runs/`` (see ``experiments/RESULTS.md``).
 
     python experiments/bench/bench_grpo.py [--steps 3] [--warmup 1] [--scaling]
 
 ``--scaling`` adds the table over G = 4, 8, 16 and context k = 0, 5, 10 (slow: TRL takes minutes a step).
 ``--profile`` runs one more step of ours under ``torch.profiler`` and writes the operators that took the
-most time (self CPU time) to ``experiments/results/profile_grpo.txt``. Run it without ``--scaling``: the
+most time (self CPU time) to ``runs/bench/profile_grpo.txt``. Run it without ``--scaling``: the
 profiler's event buffers plus TRL's full-vocabulary logits once ran this 24 GiB machine out of memory.
 """
 from __future__ import annotations
@@ -36,7 +37,7 @@ from leser.runtime import build_reward, trainable_queries
 from policy import build_prompt, load_policy, parse_completion
 from policy.loading import default_policy_dir
 
-PROFILE_OUT = "experiments/results/profile_grpo.txt"
+PROFILE_OUT = "runs/bench/profile_grpo.txt"
 TRL_MAX_MICRO_BATCH = 32  # default of --trl-micro-batch
 SCALING_ROWS = ["4,5", "16,5", "8,0", "8,10"]  # G,k; the main row is G = 8, k = 5
 
@@ -148,6 +149,7 @@ def compare(cfg, reward, pool: list[str], steps: int, warmup: int, label: str, p
     profiler = StepProfiler(warmup + steps if profile else None)
     ours = our_step_times(cfg, reward, qids, steps, warmup, profiler)
     if profile:
+        Path(PROFILE_OUT).parent.mkdir(parents=True, exist_ok=True)
         Path(PROFILE_OUT).write_text(f"# {label}: one GRPO step of ours under torch.profiler, CPU, fp32\n\n"
                                      f"{profiler.table}\n")
         print(f"wrote {PROFILE_OUT}")
@@ -172,7 +174,7 @@ def main() -> None:
     parser.add_argument("--ours-only", action="store_true", help="skip TRL (quick checks, profiling)")
     parser.add_argument("--trl-micro-batch", type=int, default=TRL_MAX_MICRO_BATCH,
                         help="most completions per TRL forward/backward (gradient accumulation above)")
-    parser.add_argument("--out", default="experiments/results/bench_grpo.json")
+    parser.add_argument("--out", default="runs/bench/bench_grpo.json")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
 

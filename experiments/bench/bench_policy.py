@@ -165,7 +165,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--title-chars", type=int, default=80, help="PromptConfig.title_chars (prompt length)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--out", type=Path, default=Path("experiments/results/bench_policy.json"))
+    parser.add_argument("--out", type=Path, default=Path("runs/bench/bench_policy.json"))
     return parser.parse_args()
 
 
@@ -193,7 +193,8 @@ def main() -> None:
     result = {
         "model": args.model or "SmolLM2-135M-Instruct (bundled GGUF, dequantised fp32)",
         "device": "cpu", "threads": args.threads, "torch": torch.__version__, "platform": platform.platform(),
-        "group_size": args.group_size, "title_chars": args.title_chars, "max_new_tokens": args.max_new_tokens, "repeats": args.repeats,
+        "group_size": args.group_size, "title_chars": args.title_chars, "max_new_tokens": args.max_new_tokens,
+        "repeats": args.repeats,
         "prompt_tokens": prompt_tokens, "sampling": sampling, "scoring": scoring,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

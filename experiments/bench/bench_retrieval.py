@@ -40,7 +40,7 @@ log = logging.getLogger("bench_retrieval")
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=os.environ.get("LESER_DATA") or str(data_root() / "home_depot"))
-    parser.add_argument("--out", default="experiments/results/bench_retrieval.json")
+    parser.add_argument("--out", default="runs/bench/bench_retrieval.json")
     parser.add_argument("--n-encode", type=int, default=5000, help="titles for the encoding benchmark")
     parser.add_argument("--n-queries", type=int, default=1000, help="query embeddings for the search benchmark")
     parser.add_argument("--k", type=int, default=100)
@@ -114,7 +114,7 @@ def bench_search(engine: DenseEngine, queries: torch.Tensor, k: int, repeats: in
 
 def evaluate(engine, dataset, qids: list[str], k: int) -> dict[str, float]:
     """nDCG@10, R@10, R@100, MRR@10 of the original query texts of ``qids``."""
-    texts = [dataset.query_text(q) for q in qids]
+    texts = [dataset.queries[q] for q in qids]
     start = time.perf_counter()
     ids, _ = engine.search(texts, k)
     metrics = evaluate_rankings(dict(zip(qids, ids)), dataset.qrels, dataset.relevant_gain, ks=(10, 100))
@@ -133,7 +133,8 @@ def print_report(report: dict) -> None:
         if f"{name}_s" in search:
             print(f"  {name:<8} {search[f'{name}_s']:7.3f} s")
     if "ours_over_faiss" in search:
-        print(f"  ours / faiss {search['ours_over_faiss']:.2f}   recall of ours vs faiss {search['recall_vs_faiss']:.4f}")
+        print(f"  ours / faiss {search['ours_over_faiss']:.2f}"
+              f"   recall of ours vs faiss {search['recall_vs_faiss']:.4f}")
     print(f"\n== quality on the {report['split']} split ({report['n_eval_queries']} queries)")
     print(f"  {'engine':<8} {'nDCG@10':>8} {'R@10':>8} {'R@100':>8} {'MRR@10':>8} {'time s':>8}")
     for name, m in report["quality"].items():
@@ -159,7 +160,7 @@ def main() -> None:
     report["catalog_embeddings_s"] = time.perf_counter() - start  # near zero once cached
 
     qids = sorted(dataset.queries)[: args.n_queries]
-    queries = encoder.encode([dataset.query_text(q) for q in qids])
+    queries = encoder.encode([dataset.queries[q] for q in qids])
     report["search"] = bench_search(dense, queries, args.k, args.repeats)
 
     valid = dataset.split("valid")

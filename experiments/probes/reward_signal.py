@@ -21,7 +21,7 @@ from leser.evaluate import provenance
 from leser.runtime import Engines, build_plan, trainable_queries
 from policy import build_prompt, load_policy, parse_completion, sample_groups
 from retrieval import load_dataset
-from reward import SearchReward
+from reward import PART_NAMES, SearchReward
 
 VARIANTS = {
     "as configured": {},
@@ -64,7 +64,7 @@ def main() -> None:
                 "frac_reward_zero_std": tied.float().mean().item(),
                 "frac_reward_zero_std_headroom_only": tied[keep].float().mean().item() if keep.any() else None,
                 "headroom_share": keep.float().mean().item(),
-                **{f"{n}_mean": getattr(parts, n).mean().item() for n in ("total", "relevance", "coverage", "deep", "rules")},
+                **{f"{n}_mean": getattr(parts, n).mean().item() for n in PART_NAMES},
             }
             print(f"{kind:6s} {name:18s} " + " ".join(f"{k}={v:.3f}" for k, v in rows[f'{kind} / {name}'].items()
                                                        if v is not None), flush=True)

@@ -60,8 +60,10 @@ def concat_batches(a: StepBatch, b: StepBatch, G: int) -> StepBatch:
         truncated=torch.cat([ra.truncated, rb.truncated]), group_size=G, texts=ra.texts + rb.texts,
     )
     pa, pb = a.parts, b.parts
-    parts = RewardParts(*(torch.cat([getattr(pa, n), getattr(pb, n)]) for n in ("relevance", "coverage", "deep", "rules", "total")),
+    parts = RewardParts(*(torch.cat([getattr(pa, n), getattr(pb, n)])
+                          for n in ("relevance", "coverage", "deep", "rules", "total")),
                         pa.violations + pb.violations, pa.expansions_used + pb.expansions_used)
-    return StepBatch(a.qids + b.qids, a.queries + b.queries, a.prompts + b.prompts, a.contexts + b.contexts, rollout, parts,
+    return StepBatch(a.qids + b.qids, a.queries + b.queries, a.prompts + b.prompts, a.contexts + b.contexts,
+                     rollout, parts,
                      torch.cat([a.advantages, b.advantages]), pad_cat(a.loss_mask, b.loss_mask, 0.0),
                      a.zero_std_fraction)

@@ -99,7 +99,8 @@ def best_in_groups(rewards: torch.Tensor, group_sizes: list[int], min_reward: fl
 
 
 def collect_examples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptConfig, qids: list[str],
-                     cfg: DistillConfig, generator: torch.Generator, chunk: int = 8) -> tuple[list[DistillExample], dict]:
+                     cfg: DistillConfig, generator: torch.Generator,
+                     chunk: int = 8) -> tuple[list[DistillExample], dict]:
     """Sample, score and pick; returns the kept examples and the statistics of the search."""
     examples: list[DistillExample] = []
     sampled_rewards: list[float] = []
@@ -113,8 +114,9 @@ def collect_examples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptC
         prompts = [build_prompt(tokenizer, q, c, prompt_cfg) for q, c in zip(queries, contexts)]
         pools: list[list[list[str]]] = [[] for _ in group]
         if cfg.num_samples:
-            rollout = sample_groups(model, tokenizer, prompts, cfg.num_samples, max_new_tokens=cfg.max_completion_length,
-                                    temperature=cfg.temperature, generator=generator)
+            rollout = sample_groups(model, tokenizer, prompts, cfg.num_samples,
+                                    max_new_tokens=cfg.max_completion_length, temperature=cfg.temperature,
+                                    generator=generator)
             for i, text in enumerate(rollout.texts):
                 pools[i // cfg.num_samples].append(parse_completion(text, prompt_cfg.num_expansions))
         num_sampled = [len(p) for p in pools]
@@ -174,7 +176,8 @@ def _encode(tokenizer, examples: list[DistillExample], eos_id: int, max_len: int
     return prompts, ids, mask
 
 
-def sft_loss(model, prompt_ids: list[torch.Tensor], target_ids: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+def sft_loss(model, prompt_ids: list[torch.Tensor], target_ids: torch.Tensor,
+             target_mask: torch.Tensor) -> torch.Tensor:
     """Mean negative log-likelihood per target token; logits only at target positions."""
     logprobs = completion_logprobs(model, prompt_ids, target_ids, target_mask, group_size=1)
     mask = target_mask.to(logprobs.device)

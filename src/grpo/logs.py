@@ -44,7 +44,8 @@ def completions_markdown(batch: StepBatch, max_groups: int = 2) -> str:
         for b in range(g * G, (g + 1) * G):
             p = batch.parts
             text = batch.rollout.texts[b].replace("\n", " / ").replace("|", "\\|")
-            lines.append(f"| {text} | {p.total[b]:.3f} | {p.relevance[b]:.3f} | {p.coverage[b]:.3f} | {p.rules[b]:.2f} {','.join(p.violations[b])} |")
+            lines.append(f"| {text} | {p.total[b]:.3f} | {p.relevance[b]:.3f} | {p.coverage[b]:.3f} "
+                         f"| {p.rules[b]:.2f} {','.join(p.violations[b])} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -77,6 +77,7 @@ def training_queries(cfg: LeserConfig, reward: SearchReward) -> list[str]:
     qids = trainable_queries(cfg, reward.dataset, "train")
     if cfg.reward.headroom_only:
         kept = reward.with_headroom(qids)
-        print(f"headroom_only: {len(kept)} of {len(qids)} training queries leave room under the {reward.plan.kind} plan")
+        print(f"headroom_only: {len(kept)} of {len(qids)} training queries leave room "
+              f"under the {reward.plan.kind} plan")
         qids = kept
     return qids[: cfg.data.max_train_queries]

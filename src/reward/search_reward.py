@@ -85,7 +85,8 @@ class SearchReward:
         if cfg.relevance == "label_free" and not hasattr(plan.expansion_engine, "embeddings"):
             raise ValueError("reward.relevance = 'label_free' needs a plan whose expansions go to the dense engine")
         if max(cfg.relevance_k, cfg.coverage_k) > plan.depth:
-            raise ValueError(f"reward cut-offs ({cfg.relevance_k}, {cfg.coverage_k}) exceed the plan depth {plan.depth}")
+            raise ValueError(f"reward cut-offs ({cfg.relevance_k}, {cfg.coverage_k}) exceed the plan depth "
+                             f"{plan.depth}")
         self.dataset, self.plan, self.cfg, self.rules = dataset, plan, cfg, rules
         self._original: dict[str, tuple[Lists, torch.Tensor]] = {}
         self._query_vectors: dict[str, torch.Tensor] = {}
