@@ -88,6 +88,20 @@ def test_distill_from_context_candidates_alone(tmp_path, tiny_tokenizer, tiny_ll
     assert distill(tiny_llama, tiny_tokenizer, reward, prompt_cfg, ["q0"], both)["kept"] == 1
 
 
+def test_distill_context_prefixes_offer_the_top_titles_together(tmp_path, tiny_tokenizer, tiny_llama):
+    reward = LetterReward()
+    reward.rules = SimpleNamespace(max_words=8, max_chars=60)
+    reward.context = lambda qids, k: [["drill bits", "cordless drill"][:k] for _ in qids]
+    prompt_cfg = PromptConfig(context_k=2, max_prompt_tokens=256, system_prompt="Rewrite the query.")
+    cfg = DistillConfig(output_dir=str(tmp_path / "prefix"), num_queries=1, num_samples=0, context_candidates=True,
+                        context_prefixes=True, context_titles=2, epochs=1, batch_size=2, max_completion_length=16)
+    # Candidates: the top title alone ("drill 0 bits": no "e", reward 0) and both titles together, which
+    # carries the second title's "e": only the pair beats the original, and it is kept as two lines.
+    distill(tiny_llama, tiny_tokenizer, reward, prompt_cfg, ["q0"], cfg)
+    [example] = [json.loads(line) for line in (tmp_path / "prefix" / "examples.jsonl").read_text().splitlines()]
+    assert example["target"] == "drill 0 bits\ndrill 0 cordless"
+
+
 def test_distill_config_rejects_bad_values():
     with pytest.raises(ValueError, match="context_candidates"):
         DistillConfig(num_samples=0)

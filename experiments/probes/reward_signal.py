@@ -58,10 +58,13 @@ def main() -> None:
             reward = SearchReward(dataset, plan, dataclasses.replace(cfg.reward, **change), cfg.rules)
             parts = reward.score([q for q in qids for _ in range(G)], expansions)
             tied = zero_std_groups(parts.total, G)
+            # The engine's own signal: ties of the retrieval terms alone, whatever the rules part does.
+            retrieval_tied = zero_std_groups(parts.total - parts.rules, G)
             headroom = set(reward.with_headroom(qids))
             keep = torch.tensor([q in headroom for q in qids])
             rows[f"{kind} / {name}"] = {
                 "frac_reward_zero_std": tied.float().mean().item(),
+                "frac_retrieval_zero_std": retrieval_tied.float().mean().item(),
                 "frac_reward_zero_std_headroom_only": tied[keep].float().mean().item() if keep.any() else None,
                 "headroom_share": keep.float().mean().item(),
                 **{f"{n}_mean": getattr(parts, n).mean().item() for n in PART_NAMES},

@@ -46,6 +46,10 @@ class DistillConfig:
     """How many of the shown titles, from the top, give candidates; 0: all of them. The labels pick among
     several titles by what the policy cannot see, so a pick it cannot predict teaches it noise; 1 teaches
     one rule (extend the query with the top result's words) on the queries where that rule helps."""
+    context_prefixes: bool = False
+    """With ``context_candidates``: offer the expansions of the top 1, 2, ... ``context_titles`` titles together
+    (one completion of 1, 2, ... lines) instead of one title each. On engines where each title's words add
+    items (the hybrid's lexical side), several together reach further than the best one alone."""
     temperature: float = 1.0
     """Sampling temperature of the candidates: diversity is what gives the best-of-N its headroom."""
     max_completion_length: int = 32
@@ -123,8 +127,11 @@ def collect_examples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptC
         if cfg.context_candidates:
             limits = (reward.rules.max_words, reward.rules.max_chars)
             for pool, query, titles in zip(pools, queries, contexts):
-                titles = titles[: cfg.context_titles or len(titles)]
-                pool.extend([e] for e in title_expansions(query, titles, *limits))
+                expansions = title_expansions(query, titles[: cfg.context_titles or len(titles)], *limits)
+                if cfg.context_prefixes:
+                    pool.extend(expansions[:n] for n in range(1, min(len(expansions), prompt_cfg.num_expansions) + 1))
+                else:
+                    pool.extend([e] for e in expansions)
         parts = reward.score([q for q, pool in zip(group, pools) for _ in pool], [e for pool in pools for e in pool])
         sizes = [len(p) for p in pools]
         offsets = [sum(sizes[:g]) for g in range(len(group))]

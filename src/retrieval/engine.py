@@ -247,6 +247,7 @@ def _import_bm25s():
         import bm25s
     except ImportError:
         raise ImportError("BM25Engine needs bm25s: pip install bm25s") from None
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # its index build logs at DEBUG through the root logger
     return bm25s
 
 
