@@ -1,82 +1,82 @@
-"""How the original query's list and the expansions' lists should be fused: RRF's weight and k.
+"""How a plan's lists should be fused: the original's weight, the expansions' weight and RRF's k, on VALID.
 
-Generates each policy's greedy expansions for the queries of one split once (cached as JSON in the output
-directory), then scores the fused ranking for every (rrf_k, original weight), so the fusion is chosen on
-held-out *valid* queries and never on test. Writes ``fusion_sweep.json`` and a markdown table.
+Each policy's greedy expansions are generated once (the context is the configured plan's, as in ``make eval``),
+then the fused ranking is scored for every fusion setting of the plan, so the fusion is chosen on held-out
+*valid* queries and never on test. Writes ``fusion_sweep.json`` and a markdown table to ``--output-dir``.
 
-    LESER_DATA=../shared/data/home_depot python experiments/fusion_sweep.py \
-        --models zero-shot= trained=runs/cpu/checkpoint-32 --split valid --max-queries 200 --rrf-ks 10 60
+    python experiments/fusion_sweep.py --config experiments/configs/hybrid.toml --plan hybrid \
+        --models trained=runs/hybrid_grpo/checkpoint-150 --max-queries 300 --expansion-weights 0.25 0.5 1
 
-A model path of ``@title1`` (``leser.evaluate.PSEUDO_RELEVANCE``) is no model: the query plus the new words
-of its top result's title, one expansion (pseudo-relevance feedback as a query; ``retrieval.title_expansions``).
+``--pseudo-relevance`` adds the no-model row (the query plus its top result's new words).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 from pathlib import Path
 
 from leser.config import load_config
-from leser.evaluate import (PSEUDO_RELEVANCE, fused_rankings, generate_expansions, original_row,
-                            pseudo_relevance_expansions, score_rankings)
-from leser.runtime import build_engine, trainable_queries
+from leser.evaluate import (ORIGINAL, PSEUDO_RELEVANCE, EngineScores, generate_expansions, mean_scores,
+                            provenance, pseudo_relevance_expansions)
+from leser.runtime import Engines, build_plan, trainable_queries
 from retrieval import load_dataset
+from retrieval.plan import top_titles
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="experiments/configs/cpu.toml")
-    ap.add_argument("--models", nargs="+", default=["zero-shot="],
-                    help="label=path; an empty path is the base policy of the config")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", default="experiments/configs/hybrid.toml")
+    ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--plan", default=None, help="the plan to fuse with (default: [engine] kind)")
+    ap.add_argument("--models", nargs="*", default=[], help="label=path of each policy")
+    ap.add_argument("--pseudo-relevance", action="store_true")
     ap.add_argument("--split", default="valid")
-    ap.add_argument("--max-queries", type=int, default=200)
-    ap.add_argument("--weights", type=float, nargs="+", default=[1, 1.5, 2, 3, 4, 6, 8])
-    ap.add_argument("--rrf-ks", type=int, nargs="+", default=None, help="default: the config's reward.rrf_k")
+    ap.add_argument("--max-queries", type=int, default=300)
+    ap.add_argument("--original-weights", type=float, nargs="+", default=None)
+    ap.add_argument("--expansion-weights", type=float, nargs="+", default=None)
+    ap.add_argument("--rrf-ks", type=int, nargs="+", default=None)
     ap.add_argument("--output-dir", default="runs/fusion_sweep")
     args = ap.parse_args()
-
-    cfg = load_config(args.config)
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if args.split == "test":
+        raise SystemExit("fusion is chosen on valid (or train) queries, never on test")
+    cfg = load_config(args.config, args.set)
     dataset = load_dataset(cfg.data.path)
     qids = trainable_queries(cfg, dataset, args.split)[: args.max_queries]
-    engine = build_engine(cfg, dataset, "dense")
-    base_row, original = original_row("original query (dense)", dataset, engine, qids)
-    print(f"{len(qids)} {args.split} queries; original: {json.dumps(base_row.metrics)}")
-
-    results = {"split": args.split, "num_queries": len(qids), "original": base_row.metrics, "policies": {}}
+    queries = [dataset.queries[q] for q in qids]
+    engines = Engines(cfg, dataset)
+    context_plan = build_plan(cfg, dataset, engines=engines)
+    contexts = [top_titles(dataset.product_texts, r, cfg.prompt.context_k) for r in context_plan.rank(queries)]
+    policies = {PSEUDO_RELEVANCE: pseudo_relevance_expansions(cfg, queries, contexts)} if args.pseudo_relevance else {}
     for item in args.models:
         label, _, path = item.partition("=")
-        cache = out / f"expansions_{label}_{args.split}_{len(qids)}.json"
-        if path == PSEUDO_RELEVANCE:
-            expansions = pseudo_relevance_expansions(cfg, dataset, qids, original[0]).expansions
-        elif cache.exists():
-            expansions = json.loads(cache.read_text())["expansions"]
-        else:
-            gen = generate_expansions(path or cfg.policy.model, cfg, dataset, qids, original[0])
-            expansions = gen.expansions
-            cache.write_text(json.dumps({"model": path, "qids": qids, "expansions": expansions,
-                                         "violations": gen.violations, "seconds": gen.seconds}))
-        by_fusion = {}
-        for rrf_k in args.rrf_ks or [cfg.reward.rrf_k]:
-            for w in args.weights:
-                reward_cfg = dataclasses.replace(cfg.reward, original_weight=w, rrf_k=rrf_k)
-                fused = fused_rankings(expansions, reward_cfg, engine, original)
-                by_fusion.setdefault(str(rrf_k), {})[str(w)] = score_rankings(dataset, qids, fused, list(original[0]))
-        results["policies"][label] = by_fusion
+        policies[label] = generate_expansions(path or None, cfg, queries, contexts)
 
-    lines = ["| policy | rrf_k | original weight | nDCG@10 | R@100 | coverage + |", "|---|---|---|---|---|---|",
-             f"| original query | | | {base_row.metrics['ndcg@10']:.4f} | {base_row.metrics['recall@100']:.4f} | |"]
-    for label, by_fusion in results["policies"].items():
-        for rrf_k, by_weight in by_fusion.items():
-            for w, m in by_weight.items():
-                lines.append(f"| {label} | {rrf_k} | {w} | {m['ndcg@10']:.4f} | {m['recall@100']:.4f} | "
-                             f"{m['coverage_increment']:+.4f} |")
-    table = "\n".join(lines)
+    plan = build_plan(cfg, dataset, args.plan, engines)
+    base = plan.fusion
+    grid = itertools.product(args.original_weights or [base.original_weight],
+                             args.expansion_weights or [base.expansion_weight], args.rrf_ks or [base.rrf_k])
+    results = {"split": args.split, "num_queries": len(qids), "plan": plan.kind, **provenance(cfg), "cells": []}
+    lines = ["| policy | original w | expansion w | rrf_k | nDCG@10 | R@100 | nDCG@10 - original | R@100 - original |",
+             "|---|---|---|---|---|---|---|---|"]
+    for w_o, w_e, k in grid:
+        plan.fusion = dataclasses.replace(base, original_weight=w_o, expansion_weight=w_e, rrf_k=k)
+        scores = EngineScores(plan, dataset, qids)
+        original = mean_scores(scores.scores[ORIGINAL])
+        for label, out in policies.items():
+            scores.add(label, out.expansions)
+            m = mean_scores(scores.scores[label])
+            results["cells"].append({"policy": label, "fusion": dataclasses.asdict(plan.fusion), "metrics": m,
+                                     "original": original})
+            gain = {name: m[name] - original[name] for name in ("ndcg@10", "recall@100")}
+            lines.append(f"| {label} | {w_o:g} | {w_e:g} | {k} | {m['ndcg@10']:.4f} | {m['recall@100']:.4f} | "
+                         f"{gain['ndcg@10']:+.4f} | {gain['recall@100']:+.4f} |")
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "fusion_sweep.json").write_text(json.dumps(results, indent=1))
-    (out / "fusion_sweep.md").write_text(table + "\n")
-    print(table)
+    (out / "fusion_sweep.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

