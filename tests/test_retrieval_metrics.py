@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from retrieval.metrics import (
-    coverage_increment,
     dcg_at_k,
     evaluate_rankings,
+    query_metrics,
     mrr_at_k,
     ndcg_at_k,
     recall_at_k,
@@ -62,11 +62,13 @@ def test_mrr():
     assert mrr_at_k([1, 5, 7, 3], GAINS, 2, relevant_gain=2.0) == 0.0
 
 
-def test_coverage_increment():
-    # original top-2 [1, 3]: recall 1/2; fused top-2 [3, 7]: recall 2/2; increment 1 - 0.5 = 0.5
-    assert coverage_increment([3, 7], [1, 3], GAINS, 2, relevant_gain=2.0) == pytest.approx(0.5)
-    # fused loses 3 and finds nothing: 0 - 0.5 = -0.5
-    assert coverage_increment([1, 5], [1, 3], GAINS, 2, relevant_gain=2.0) == pytest.approx(-0.5)
+def test_query_metrics_collects_each_metric_at_its_cut_offs():
+    got = query_metrics([1, 5, 7, 3], GAINS, 2.0, ndcg_at=(2, 4), recall_at=(2,), mrr_at=(10,))
+    assert set(got) == {"ndcg@2", "ndcg@4", "recall@2", "mrr@10"}
+    assert got["ndcg@4"] == pytest.approx(ndcg_at_k([1, 5, 7, 3], GAINS, 4))
+    assert got["recall@2"] == recall_at_k([1, 5, 7, 3], GAINS, 2, relevant_gain=2.0)
+    assert got["mrr@10"] == mrr_at_k([1, 5, 7, 3], GAINS, 10, relevant_gain=2.0)
+    assert query_metrics([1], GAINS, 2.0, ndcg_at=(), recall_at=(), mrr_at=()) == {}
 
 
 def test_evaluate_rankings():

@@ -22,7 +22,7 @@ from leser.config import LeserConfig
 from leser.report import write_report
 from leser.runtime import Engines, build_plan, trainable_queries
 from retrieval import Dataset, load_dataset, title_expansions
-from retrieval.metrics import mrr_at_k, ndcg_at_k, paired_bootstrap, recall_at_k
+from retrieval.metrics import paired_bootstrap, query_metrics
 from retrieval.plan import RetrievalPlan, top_titles
 from reward import check, usable
 
@@ -56,12 +56,9 @@ def per_query_scores(dataset: Dataset, qids: list[str], rankings: list[torch.Ten
     scores = {k: np.zeros(len(qids)) for k in METRICS}
     for i, (qid, ranked, orig) in enumerate(zip(qids, rankings, originals)):
         gains = dataset.qrels.get(qid, {})
-        r100 = recall_at_k(ranked, gains, 100, rel)
-        scores["ndcg@10"][i] = ndcg_at_k(ranked, gains, 10)
-        scores["recall@10"][i] = recall_at_k(ranked, gains, 10, rel)
-        scores["recall@100"][i] = r100
-        scores["mrr@10"][i] = mrr_at_k(ranked, gains, 10, rel)
-        scores["coverage_increment"][i] = r100 - recall_at_k(orig, gains, 100, rel)
+        for name, value in query_metrics(ranked, gains, rel).items():
+            scores[name][i] = value
+        scores["coverage_increment"][i] = scores["recall@100"][i] - query_metrics(orig, gains, rel)["recall@100"]
     return scores
 
 

@@ -13,7 +13,7 @@ _EXPORTS = {
     "engine": ("BM25Engine", "DenseEngine", "HybridEngine", "ProductIdEngine", "SearchEngine", "exact_topk"),
     "fusion": ("fuse", "fuse_with_scores"),
     "plan": ("PLAN_KINDS", "RetrievalPlan"),
-    "metrics": ("coverage_increment", "dcg_at_k", "evaluate_rankings", "mrr_at_k", "ndcg_at_k", "paired_bootstrap",
+    "metrics": ("dcg_at_k", "evaluate_rankings", "mrr_at_k", "ndcg_at_k", "paired_bootstrap", "query_metrics",
                 "recall_at_k"),
     "paths": ("cache_dir", "data_root"),
     "prf": ("title_expansions",),
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .encoder import Encoder, default_encoder_path
     from .engine import BM25Engine, DenseEngine, HybridEngine, ProductIdEngine, SearchEngine, exact_topk
     from .fusion import fuse, fuse_with_scores
-    from .metrics import (coverage_increment, dcg_at_k, evaluate_rankings, mrr_at_k, ndcg_at_k, paired_bootstrap,
+    from .metrics import (dcg_at_k, evaluate_rankings, mrr_at_k, ndcg_at_k, paired_bootstrap, query_metrics,
                           recall_at_k)
     from .paths import cache_dir, data_root
     from .plan import PLAN_KINDS, RetrievalPlan

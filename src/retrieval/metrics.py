@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 __all__ = [
-    "coverage_increment",
     "dcg_at_k",
     "evaluate_rankings",
+    "query_metrics",
     "mrr_at_k",
     "ndcg_at_k",
     "paired_bootstrap",
@@ -72,12 +72,14 @@ def mrr_at_k(ranked: Ranked, gains: Mapping[int, float], k: int, relevant_gain: 
     return 0.0
 
 
-def coverage_increment(
-    fused: Ranked, original: Ranked, gains: Mapping[int, float], k: int, relevant_gain: float
-) -> float:
-    """recall@k(fused) - recall@k(original): the share of relevant items that the fused results (original
-    query + expansions) reach and the original query alone does not, net of those it loses. In [-1, 1]."""
-    return recall_at_k(fused, gains, k, relevant_gain) - recall_at_k(original, gains, k, relevant_gain)
+def query_metrics(ranked: Ranked, gains: Mapping[int, float], relevant_gain: float, ndcg_at: Iterable[int] = (10,),
+                  recall_at: Iterable[int] = (10, 100), mrr_at: Iterable[int] = (10,)) -> dict[str, float]:
+    """One query's metrics, ``{"ndcg@k", "recall@k", "mrr@k"}`` at the cut-offs asked: the one function that
+    the reward and ``make eval`` both call, so a trained quantity and a measured one cannot drift apart."""
+    out = {f"ndcg@{k}": ndcg_at_k(ranked, gains, k) for k in ndcg_at}
+    out.update({f"recall@{k}": recall_at_k(ranked, gains, k, relevant_gain) for k in recall_at})
+    out.update({f"mrr@{k}": mrr_at_k(ranked, gains, k, relevant_gain) for k in mrr_at})
+    return out
 
 
 def evaluate_rankings(
@@ -95,11 +97,8 @@ def evaluate_rankings(
     ks = sorted(set(ks))
     totals: dict[str, float] = {"ndcg@10": 0.0, "mrr@10": 0.0, **{f"recall@{k}": 0.0 for k in ks}}
     for qid, ranked in rankings.items():
-        gains = qrels.get(qid, {})
-        totals["ndcg@10"] += ndcg_at_k(ranked, gains, 10)
-        totals["mrr@10"] += mrr_at_k(ranked, gains, 10, relevant_gain)
-        for k in ks:
-            totals[f"recall@{k}"] += recall_at_k(ranked, gains, k, relevant_gain)
+        for name, value in query_metrics(ranked, qrels.get(qid, {}), relevant_gain, recall_at=ks).items():
+            totals[name] += value
     n = len(rankings)
     means = {name: (total / n if n else 0.0) for name, total in totals.items()}
     return {**means, "n_queries": float(n)}

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from retrieval.metrics import coverage_increment, ndcg_at_k, recall_at_k
+from retrieval.metrics import query_metrics
 from retrieval.plan import Lists, RetrievalPlan, top_titles
 from reward.rules import RulesConfig, check, usable
 
@@ -108,12 +108,10 @@ class SearchReward:
     def with_headroom(self, qids: list[str]) -> list[str]:
         """The queries whose original ranking an expansion could still improve at the reward's cut-offs:
         nDCG@relevance_k below 1, or a relevant item outside the top coverage_k."""
-        rel, cfg = self.dataset.relevant_gain, self.cfg
         kept = []
         for qid, (_, ranking) in zip(qids, self.original_results(qids)):
-            gains = self.dataset.qrels.get(qid, {})
-            ndcg = ndcg_at_k(ranking, gains, cfg.relevance_k)
-            if ndcg < 1 - 1e-9 or recall_at_k(ranking, gains, cfg.coverage_k, rel) < 1 - 1e-9:
+            m = self._metrics(qid, ranking)
+            if m[f"ndcg@{self.cfg.relevance_k}"] < 1 - 1e-9 or m[f"recall@{self.cfg.coverage_k}"] < 1 - 1e-9:
                 kept.append(qid)
         return kept
 
@@ -141,21 +139,23 @@ class SearchReward:
         total = torch.where(unparsable, torch.full_like(total, cfg.unparsable_reward), total)
         return RewardParts(relevance_t, coverage_t, deep_t, rules_t, total, violations, used)
 
+    def _metrics(self, qid: str, ranked: torch.Tensor) -> dict[str, float]:
+        """nDCG at relevance_k and at the plan depth, recall at coverage_k (:func:`retrieval.query_metrics`)."""
+        return query_metrics(ranked, self.dataset.qrels.get(qid, {}), self.dataset.relevant_gain,
+                             ndcg_at=(self.cfg.relevance_k, self.plan.depth), recall_at=(self.cfg.coverage_k,),
+                             mrr_at=())
+
     def _labelled_parts(self, qid, ranking, exp_lists, fused) -> tuple[float, float, float]:
         """(relevance, coverage, deep): what the fused list gains over the original ranking."""
-        gains = self.dataset.qrels.get(qid, {})
-        k, rel_gain = self.cfg.relevance_k, self.dataset.relevant_gain
+        k, depth = f"ndcg@{self.cfg.relevance_k}", f"ndcg@{self.plan.depth}"
+        after, before = self._metrics(qid, fused), self._metrics(qid, ranking)
         if self.cfg.relevance_on == "fused":
-            relevance = ndcg_at_k(fused, gains, k) - ndcg_at_k(ranking, gains, k)
+            relevance = after[k] - before[k]
         else:
-            own = [ndcg_at_k(ids, gains, k) for ids, _ in exp_lists]
+            own = [self._metrics(qid, ids)[k] for ids, _ in exp_lists]
             relevance = sum(own) / len(own) if own else 0.0
-        coverage = coverage_increment(fused, ranking, gains, self.cfg.coverage_k, rel_gain)
-        deep = 0.0
-        if self.cfg.deep_weight:
-            depth = self.plan.depth
-            deep = ndcg_at_k(fused, gains, depth) - ndcg_at_k(ranking, gains, depth)
-        return relevance, coverage, deep
+        coverage = after[f"recall@{self.cfg.coverage_k}"] - before[f"recall@{self.cfg.coverage_k}"]
+        return relevance, coverage, after[depth] - before[depth]
 
     def _label_free_parts(self, qid, ranking, exp_ids) -> tuple[float, float]:
         if not exp_ids:
