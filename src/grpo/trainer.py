@@ -8,24 +8,28 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
-import random
 import time
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from grpo.batch import StepBatch, concat_batches, select_groups
-from grpo.checkpoint import TrainingState, checkpoint_dirs, load_checkpoint, save_checkpoint
+from grpo.batch import QuerySampler, StepBatch, concat_batches, select_groups
+from grpo.checkpoint import (
+    TrainingState,
+    adapter_state,
+    export_state_dict,
+    load_latest_checkpoint,
+    save_checkpoint,
+    stretch_schedule,
+    write_run_config,
+)
 from grpo.config import GRPOConfig
-from grpo.logs import completions_markdown, flat_hparams, log_scalars, step_metrics
+from grpo.logs import PhaseTimer, completions_markdown, flat_hparams, log_scalars, step_metrics
 from grpo.objective import LossNormalizer, group_advantages, grpo_loss, masked_mean, zero_std_groups
 from policy import (
     LoraConfig,
@@ -33,86 +37,15 @@ from policy import (
     apply_lora,
     build_prompt,
     completion_logprobs,
-    merge_lora,
     parse_completion,
     sample_groups,
     save_adapter,
 )
+from grpo.schedule import seed_everything, warmup_cosine
 from reward import SearchReward
 
 
-# ----------------------------------------------------------------------------- data order
-
-
-class QuerySampler:
-    """Endless, seeded, resumable passes over the training query ids."""
-
-    def __init__(self, qids: list[str], seed: int, state: TrainingState):
-        if not qids:
-            raise ValueError("no training queries (are the split and the judgments empty?)")
-        self.qids, self.seed, self.state = sorted(qids), seed, state
-        if not state.data_order:
-            self._shuffle()
-
-    def _shuffle(self) -> None:
-        order = list(self.qids)
-        random.Random(self.seed + self.state.epoch).shuffle(order)
-        self.state.data_order, self.state.data_cursor = order, 0
-
-    def take(self, n: int) -> list[str]:
-        out = []
-        while len(out) < n:
-            if self.state.data_cursor >= len(self.state.data_order):
-                self.state.epoch += 1
-                self._shuffle()
-            out.append(self.state.data_order[self.state.data_cursor])
-            self.state.data_cursor += 1
-        return out
-
-
 # ----------------------------------------------------------------------------- small helpers
-
-
-class PhaseTimer:
-    """Wall seconds per phase of a step, for the dashboard and the progress line."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    @contextmanager
-    def __call__(self, phase: str):
-        start = time.perf_counter()
-        yield
-        self.seconds[phase] += time.perf_counter() - start
-
-
-def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """LR multiplier: linear warm-up to 1, then cosine decay to ``min_ratio`` at ``total``."""
-    if step < warmup:
-        return (step + 1) / (warmup + 1)
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def seed_everything(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """Seed every global RNG; return the sampling generator, on the policy's device so draws stay there."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    return torch.Generator(device=device).manual_seed(seed)
-
-
-def export_state_dict(model, use_lora: bool) -> dict[str, torch.Tensor]:
-    """The plain HF state dict of the policy, with LoRA merged into a copy (training goes on unmerged)."""
-    if not use_lora:
-        return {k: v.detach() for k, v in model.state_dict().items()}
-    merged = copy.deepcopy(model)
-    merge_lora(merged)
-    return merged.state_dict()
-
-
-def adapter_state(model) -> dict[str, torch.Tensor]:
-    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
 
 
 def _reward_summary(metrics: dict[str, float]) -> str:
@@ -329,35 +262,16 @@ class GRPOTrainer:
         return path
 
     def resume(self) -> bool:
-        found = checkpoint_dirs(self.output_dir)
-        if not found:
+        """Restore the newest readable checkpoint of output_dir (False: none there)."""
+        found = load_latest_checkpoint(self.output_dir, self.model, self.optimizer, self.scheduler, self.generator)
+        if found is None:
             return False
-        restored = load_checkpoint(found[-1], self.model, self.optimizer, self.scheduler, self.generator)
+        path, restored = found
         self.state.__dict__.update(restored.__dict__)
-        print(f"resumed from {found[-1]} at step {self.state.step}")
+        print(f"resumed from {path} at step {self.state.step}")
         if restored.max_steps and restored.max_steps != self.cfg.max_steps:
-            self._stretch_schedule(restored.max_steps)
+            stretch_schedule(self.optimizer, self.cfg, self.state.step, restored.max_steps)
         return True
-
-    def _stretch_schedule(self, old_max_steps: int) -> None:
-        """Follow the new ``max_steps`` from the next step on: the cosine is a function of the horizon, and
-        the optimizer would otherwise take one more step at the old schedule's rate, then jump."""
-        cfg, step = self.cfg, self.state.step
-        old_lr = self.optimizer.param_groups[0]["lr"]
-        for group in self.optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * warmup_cosine(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
-        print(f"--resume: max_steps {old_max_steps} -> {cfg.max_steps}: the learning-rate schedule now decays to "
-              f"step {cfg.max_steps}; the next step's rate is {self.optimizer.param_groups[0]['lr']:.3g} "
-              f"(the checkpoint's schedule: {old_lr:.3g})")
-
-    def _write_run_config(self) -> None:
-        """``config.json`` holds this run's settings; a resumed run that changed them keeps the earlier file
-        as ``config.until-step-<N>.json``, so every step's settings stay on record."""
-        path = self.output_dir / "config.json"
-        text = json.dumps(self.run_config, indent=1, default=str)
-        if self.state.step and path.exists() and path.read_text() != text:
-            path.rename(self.output_dir / f"config.until-step-{self.state.step}.json")
-        path.write_text(text)
 
     # ------------------------------------------------------------------ the loop
 
@@ -367,7 +281,7 @@ class GRPOTrainer:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if resume and not self.resume():
             print(f"--resume: no checkpoint in {self.output_dir}, starting fresh")
-        self._write_run_config()
+        write_run_config(self.output_dir, self.run_config, self.state.step)
         self.state.max_steps = cfg.max_steps
         writer = SummaryWriter(str(self.output_dir / "tb"))
 
