@@ -80,7 +80,8 @@ NORM = LossNormalizer(num_sequences=2, num_tokens=4, max_completion_length=4)
     "loss_type, expected",
     [
         ("grpo", 3.0),  # sequence means 2 and 4, mean over sequences 3
-        ("bnpo", 2.5),  # (1 + 2 + 3 + 4) / 4 tokens
+        ("bnpo", 2.5),  # one micro-batch: (1 + 2 + 3 + 4) / 4 tokens
+        ("dapo", 2.5),  # (1 + 2 + 3 + 4) / 4 tokens
         ("dr_grpo", 1.25),  # 10 / (2 sequences * 4 max tokens)
     ],
 )
@@ -88,7 +89,7 @@ def test_loss_normalisers_by_hand(loss_type, expected):
     assert aggregate_loss(LOSS, MASK, loss_type, NORM).item() == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo"])
+@pytest.mark.parametrize("loss_type", ["grpo", "dapo", "dr_grpo"])
 def test_gradient_accumulation_gives_the_same_loss_and_gradient(loss_type):
     values = LOSS.clone().requires_grad_(True)
     full = aggregate_loss(values, MASK, loss_type, NORM)
@@ -102,10 +103,24 @@ def test_gradient_accumulation_gives_the_same_loss_and_gradient(loss_type):
     assert torch.allclose(full_grad, acc_grad)
 
 
+def test_bnpo_normalises_each_micro_batch_as_trl_does():
+    # Two micro-batches of one row each: token means 2 (of 3 tokens) and 4 (of 1), divided by 2 micro-batches.
+    norm = LossNormalizer(num_sequences=2, num_tokens=4, max_completion_length=4, num_micro_batches=2)
+    parts = [aggregate_loss(LOSS[i : i + 1], MASK[i : i + 1], "bnpo", norm).item() for i in range(2)]
+    assert parts == pytest.approx([1.0, 2.0])
+    assert sum(parts) == pytest.approx(3.0)  # dapo gives 2.5: the split changes bnpo, not dapo
+
+
+def test_dr_grpo_divides_by_max_completion_length_not_the_padded_width():
+    # Padded width 4, generation cap 8: 10 / (2 sequences * 8).
+    norm = LossNormalizer(num_sequences=2, num_tokens=4, max_completion_length=8)
+    assert aggregate_loss(LOSS, MASK, "dr_grpo", norm).item() == pytest.approx(0.625)
+
+
 def test_garbage_at_padding_changes_nothing():
     garbage = LOSS.clone()
     garbage[MASK == 0] = float("inf")
-    for loss_type in ("grpo", "bnpo", "dr_grpo"):
+    for loss_type in ("grpo", "bnpo", "dapo", "dr_grpo"):
         assert aggregate_loss(garbage, MASK, loss_type, NORM) == aggregate_loss(LOSS, MASK, loss_type, NORM)
 
     logprobs = torch.tensor([[-1.0, -2.0, 7.0], [-0.5, 3.0, -9.0]])
@@ -180,3 +195,54 @@ def test_grpo_loss_on_policy_value_and_kl_term():
     assert stats["kl"].item() == pytest.approx(k3, abs=1e-6)
     with pytest.raises(ValueError, match="reference"):
         grpo_loss(lp, lp, None, adv, mask, norm, beta=0.1)
+
+
+ONE_TOKEN = LossNormalizer(num_sequences=1, num_tokens=1, max_completion_length=1)
+
+
+@pytest.mark.parametrize(
+    "advantage, ratio, loss, grad",
+    [
+        (1.0, 1.25, -1.25, -1.25),  # inside the upper clip (1.28): the plain policy gradient
+        (1.0, 1.35, -1.28, 0.0),  # above 1 + epsilon_high: clipped, no gradient
+        (-1.0, 0.75, 0.80, 0.0),  # below 1 - epsilon: clipped, no gradient
+        (-1.0, 1.35, 1.35, 1.35),  # negative advantage is never clipped from above
+    ],
+)
+def test_clipped_loss_and_gradient_by_hand(advantage, ratio, loss, grad):
+    """epsilon 0.2, epsilon_high 0.28 (DAPO's): catches swapped or ignored clip bounds in the loss itself."""
+    logprobs = torch.tensor([[math.log(ratio)]], requires_grad=True)
+    old = torch.zeros(1, 1)
+    value, _ = grpo_loss(logprobs, old, None, torch.tensor([advantage]), torch.ones(1, 1), ONE_TOKEN,
+                         epsilon=0.2, epsilon_high=0.28, beta=0.0)
+    value.backward()
+    assert value.item() == pytest.approx(loss, abs=1e-6)
+    assert logprobs.grad.item() == pytest.approx(grad, abs=1e-6)
+
+
+@pytest.mark.parametrize("logp, ref", [(-1.0, -1.5), (-2.0, -1.0), (-0.3, -0.3)])
+def test_k3_kl_carries_its_gradient_by_hand(logp, ref):
+    """d/dlogp of beta * k3 = beta * (1 - exp(ref - logp)); zero advantage leaves only the KL term."""
+    beta = 0.1
+    logprobs = torch.tensor([[logp]], requires_grad=True)
+    value, stats = grpo_loss(logprobs, logprobs.detach(), torch.tensor([[ref]]), torch.zeros(1), torch.ones(1, 1),
+                             ONE_TOKEN, beta=beta, kl_estimator="k3")
+    value.backward()
+    expected_kl = math.exp(ref - logp) - (ref - logp) - 1
+    assert value.item() == pytest.approx(beta * expected_kl, abs=1e-6)
+    assert logprobs.grad.item() == pytest.approx(beta * (1 - math.exp(ref - logp)), abs=1e-6)
+
+
+def test_k3_kl_is_clamped_far_from_the_reference():
+    kl = kl_penalty(torch.tensor([[-31.0, 0.0]]), torch.tensor([[-1.0, 0.0]]), "k3")
+    assert kl[0, 0].item() == pytest.approx(10.0)  # unclamped: exp(30) - 31 = 1e13
+    assert kl[0, 1].item() == 0.0
+
+
+def test_a_nan_reward_makes_its_group_nan_not_zero():
+    """A NaN reward must reach the trainer's non-finite guard, not pass as a constant group (advantage 0)."""
+    rewards = torch.tensor([0.0, float("nan"), 1.0, 0.0, 1.0, 0.5])
+    for scale in ("group", "none"):
+        adv = group_advantages(rewards, 3, scale)
+        assert torch.isnan(adv[:3]).all(), scale
+        assert torch.isfinite(adv[3:]).all(), scale

@@ -14,7 +14,9 @@ class GRPOConfig:
     seed: int = 0
     """Seeds data order, sampling and LoRA init: the same seed and config give the same run on one machine."""
     max_steps: int = 40
-    """Optimiser steps. One step = one batch of prompts, sampled, scored and learned from."""
+    """Training steps. One step = one batch of prompts, sampled, scored, then learned from in
+    ``num_iterations`` optimiser passes: a run makes ``max_steps * num_iterations`` optimiser updates, and
+    the learning-rate schedule counts steps, not updates."""
     max_time_s: float | None = None
     """Wall-clock budget: stop after the step that crosses it, save, and validate as at max_steps. For leased
     machines; the learning-rate schedule still follows max_steps, so a capped run ends before its decay."""
@@ -43,8 +45,11 @@ class GRPOConfig:
     epsilon_high: float | None = None
     """Upper clip; None means ``epsilon``. DAPO uses 0.28 to keep exploration alive."""
     loss_type: str = "grpo"
-    """How per-token losses are averaged: ``grpo`` (sequence mean of token means), ``bnpo`` (token mean over
-    the batch) or ``dr_grpo`` (sum / (sequences * max_completion_length), no length bias)."""
+    """How per-token losses are averaged, as TRL defines them: ``grpo`` (sequence mean of token means),
+    ``dapo`` (token mean over the whole batch), ``bnpo`` (token mean per micro-batch, averaged over the
+    micro-batches: equal to ``dapo`` when the batch is one micro-batch) or ``dr_grpo``
+    (sum / (sequences * max_completion_length), no length bias). Before ``dapo`` existed here, ``bnpo``
+    meant what ``dapo`` means now."""
     scale_rewards: str = "group"
     """Divide centred rewards by the ``group`` std, the ``batch`` std, or ``none`` (Dr. GRPO)."""
     num_iterations: int = 1

@@ -180,6 +180,7 @@ class GRPOTrainer:
             num_sequences=batch.loss_mask.shape[0],
             num_tokens=int(batch.loss_mask.sum().item()),
             max_completion_length=cfg.max_completion_length,
+            num_micro_batches=len(range(0, len(batch.prompts), cfg.micro_batch_groups)),
         )
         self.model.train()
         totals: dict[str, float] = defaultdict(float)
