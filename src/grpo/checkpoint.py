@@ -40,6 +40,10 @@ class TrainingState:
     history: dict[str, float] = field(default_factory=dict)
     max_steps: int = 0
     """The horizon the learning-rate schedule decayed to (0: a checkpoint written before it was recorded)."""
+    skipped_steps: int = 0
+    """Steps skipped for non-finite rewards, loss or gradients, over the whole run."""
+    nonfinite_in_a_row: int = 0
+    """The current run of such steps; ``max_nonfinite_steps`` of them stop the run."""
 
 
 def checkpoint_dirs(output_dir: str | Path) -> list[Path]:

@@ -70,6 +70,9 @@ class GRPOConfig:
     adam_beta2: float = 0.99
     max_grad_norm: float = 1.0
     """Clip the global gradient norm: RL gradients are spiky."""
+    max_nonfinite_steps: int = 3
+    """Stop the run with an error after this many steps in a row whose rewards, loss or gradients were not
+    finite. Each such step is skipped (no update; counted as ``train/skipped_steps`` in TensorBoard)."""
     warmup_steps: int = 2
     """Linear warm-up, then cosine decay to ``min_lr_ratio`` of the peak."""
     min_lr_ratio: float = 0.1

@@ -10,6 +10,7 @@ import copy
 import json
 import os
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
@@ -22,6 +23,8 @@ from grpo.batch import QuerySampler, StepBatch, concat_batches, select_groups
 from grpo.checkpoint import (
     TrainingState,
     adapter_state,
+    check_output_dir,
+    clear_output_dir,
     export_state_dict,
     load_latest_checkpoint,
     save_checkpoint,
@@ -29,8 +32,11 @@ from grpo.checkpoint import (
     write_run_config,
 )
 from grpo.config import GRPOConfig
+from grpo.guards import GracefulStop, check_skipped_step, first_nonfinite
 from grpo.logs import PhaseTimer, completions_markdown, flat_hparams, log_scalars, step_metrics
 from grpo.objective import LossNormalizer, group_advantages, grpo_loss, masked_mean, zero_std_groups
+from grpo.schedule import seed_everything, warmup_cosine
+from grpo.validation import reward_summary, validation_reward
 from policy import (
     LoraConfig,
     PromptConfig,
@@ -41,20 +47,7 @@ from policy import (
     sample_groups,
     save_adapter,
 )
-from grpo.schedule import seed_everything, warmup_cosine
 from reward import SearchReward
-
-
-# ----------------------------------------------------------------------------- small helpers
-
-
-def _reward_summary(metrics: dict[str, float]) -> str:
-    nan = float("nan")
-    return (f"greedy {metrics.get('valid/reward/total', nan):.4f}, "
-            f"sampled {metrics.get('valid/reward_sampled/total', nan):.4f}")
-
-
-# ----------------------------------------------------------------------------- the trainer
 
 
 class GRPOTrainer:
@@ -167,12 +160,32 @@ class GRPOTrainer:
         """``[B, T]`` log-probs under a model that is not being differentiated (reference or old policy)."""
         return torch.cat([self.logprobs(model, batch, g0, g1, rows) for g0, g1, rows in self.micro_batches(batch)])
 
-    def update(self, batch: StepBatch, timer: PhaseTimer) -> dict[str, float]:
+    def update(self, batch: StepBatch, timer: PhaseTimer) -> tuple[dict[str, float], str | None]:
+        """Learn from one batch. Returns the step's statistics and why it was skipped (None: it was applied).
+
+        A step whose rewards, loss or gradients are not finite is skipped: that optimiser pass never runs,
+        so neither the weights nor the Adam moments see the NaN. The schedule moves on either way."""
+        totals: dict[str, float] = defaultdict(float)
+        reason = first_nonfinite(rewards=batch.parts.total, advantages=batch.advantages)
+        if reason is None:
+            ref_logprobs = None
+            if self.cfg.beta > 0:
+                with timer("reference"):
+                    ref_logprobs = self.frozen_logprobs(self.ref_model, batch)
+            self.model.train()
+            with timer("update"):
+                reason = self.optimise(batch, ref_logprobs, totals)
+        self.optimizer.zero_grad(set_to_none=True)
+        with warnings.catch_warnings():  # a skipped first step would have torch warn about the call order
+            warnings.filterwarnings("ignore", "Detected call of", UserWarning)
+            self.scheduler.step()
+        self.model.eval()
+        return dict(totals), reason
+
+    def optimise(self, batch: StepBatch, ref_logprobs: torch.Tensor | None, totals: dict[str, float]) -> str | None:
+        """``num_iterations`` clipped policy-gradient passes over ``batch``, accumulating statistics into
+        ``totals``; stops before the optimiser sees a non-finite loss or gradient and returns which."""
         cfg = self.cfg
-        ref_logprobs = None
-        if cfg.beta > 0:
-            with timer("reference"):
-                ref_logprobs = self.frozen_logprobs(self.ref_model, batch)
         # The ratio's denominator. The first pass runs before any optimiser step, so its detached log-probs
         # are the sampling policy's: no separate old-log-prob pass, for any num_iterations.
         old_logprobs: torch.Tensor | None = None
@@ -182,71 +195,50 @@ class GRPOTrainer:
             max_completion_length=cfg.max_completion_length,
             num_micro_batches=len(range(0, len(batch.prompts), cfg.micro_batch_groups)),
         )
-        self.model.train()
-        totals: dict[str, float] = defaultdict(float)
-        with timer("update"):
-            for _ in range(cfg.num_iterations):
-                self.optimizer.zero_grad(set_to_none=True)
-                first_pass = []
-                for g0, g1, rows in self.micro_batches(batch):
-                    logprobs, entropy = self.logprobs(self.model, batch, g0, g1, rows, return_entropy=True)
-                    if old_logprobs is None:
-                        first_pass.append(logprobs.detach())
-                        old = first_pass[-1]  # ratio 1: the exact on-policy gradient
-                    else:
-                        old = old_logprobs[rows]
-                    ref = None if ref_logprobs is None else ref_logprobs[rows]
-                    loss, stats = grpo_loss(
-                        logprobs, old, ref, batch.advantages[rows].to(logprobs.device), batch.loss_mask[rows], norm,
-                        loss_type=cfg.loss_type, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high,
-                        beta=cfg.beta, kl_estimator=cfg.kl_estimator,
-                    )
-                    loss.backward()
-                    share = (g1 - g0) / len(batch.prompts) / cfg.num_iterations
-                    totals["loss"] += loss.item() / cfg.num_iterations
-                    totals["entropy"] += masked_mean(entropy, batch.loss_mask[rows]).item() * share
-                    for k, v in stats.items():
-                        totals[k] += v.item() * share
-                grad_norm = torch.nn.utils.clip_grad_norm_(
-                    [p for p in self.model.parameters() if p.requires_grad], cfg.max_grad_norm
-                )
-                totals["grad_norm"] += grad_norm.item() / cfg.num_iterations
-                self.optimizer.step()
+        for _ in range(cfg.num_iterations):
+            self.optimizer.zero_grad(set_to_none=True)
+            first_pass = []
+            for g0, g1, rows in self.micro_batches(batch):
+                logprobs, entropy = self.logprobs(self.model, batch, g0, g1, rows, return_entropy=True)
                 if old_logprobs is None:
-                    old_logprobs = torch.cat(first_pass)
-        self.scheduler.step()
-        self.model.eval()
-        return dict(totals)
+                    first_pass.append(logprobs.detach())
+                    old = first_pass[-1]  # ratio 1: the exact on-policy gradient
+                else:
+                    old = old_logprobs[rows]
+                ref = None if ref_logprobs is None else ref_logprobs[rows]
+                loss, stats = grpo_loss(
+                    logprobs, old, ref, batch.advantages[rows].to(logprobs.device), batch.loss_mask[rows], norm,
+                    loss_type=cfg.loss_type, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high,
+                    beta=cfg.beta, kl_estimator=cfg.kl_estimator,
+                )
+                if first_nonfinite(loss=loss):
+                    return "loss"
+                loss.backward()
+                share = (g1 - g0) / len(batch.prompts) / cfg.num_iterations
+                totals["loss"] += loss.item() / cfg.num_iterations
+                totals["entropy"] += masked_mean(entropy, batch.loss_mask[rows]).item() * share
+                for k, v in stats.items():
+                    totals[k] += v.item() * share
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.requires_grad], cfg.max_grad_norm
+            )
+            if first_nonfinite(gradients=grad_norm):
+                return "gradients"
+            totals["grad_norm"] += grad_norm.item() / cfg.num_iterations
+            self.optimizer.step()
+            if old_logprobs is None:
+                old_logprobs = torch.cat(first_pass)
+        return None
 
     # ------------------------------------------------------------------ evaluation
 
-    @torch.inference_mode()
     def validation_reward(self) -> dict[str, float]:
-        """Mean reward parts on the validation queries, two ways.
-
-        ``valid/reward``: greedy expansions, what serving would get. ``valid/reward_sampled``:
-        ``eval_samples_per_query`` samples at the training temperature, the quantity GRPO optimises; a fixed
-        seed makes the before/after numbers comparable (and leaves the training RNG untouched).
-        """
+        """See :func:`grpo.validation.validation_reward`; {} without validation queries."""
         if not self.valid_qids:
             return {}
-        self.model.eval()
-        cfg, names = self.cfg, ("total", "relevance", "coverage", "rules")
         _, prompts, _ = self.make_prompts(self.valid_qids)
-        parts = self._score_samples(prompts, 1, temperature=0.0)
-        metrics = {f"valid/reward/{n}": getattr(parts, n).mean().item() for n in names}
-        if cfg.eval_samples_per_query > 0:
-            parts = self._score_samples(prompts, cfg.eval_samples_per_query, temperature=cfg.temperature,
-                                        generator=torch.Generator(self.device).manual_seed(cfg.seed + 1))
-            metrics.update({f"valid/reward_sampled/{k}": getattr(parts, k).mean().item() for k in names})
-        return metrics
-
-    def _score_samples(self, prompts: list[str], n: int, temperature: float, generator=None):
-        """Reward parts ``[len(valid_qids) * n]`` of ``n`` completions per validation prompt."""
-        rollout = sample_groups(self.model, self.tokenizer, prompts, n, max_new_tokens=self.cfg.max_completion_length,
-                                temperature=temperature, top_p=self.cfg.top_p, generator=generator)
-        expansions = [parse_completion(t, self.prompt_cfg.num_expansions) for t in rollout.texts]
-        return self.reward.score([q for q in self.valid_qids for _ in range(n)], expansions)
+        return validation_reward(self.model, self.tokenizer, self.reward, self.prompt_cfg, self.cfg,
+                                 self.valid_qids, prompts)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -276,46 +268,63 @@ class GRPOTrainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def train(self, resume: bool = False) -> dict[str, float]:
-        cfg = self.cfg
+    def start(self, resume: bool, overwrite: bool) -> SummaryWriter:
+        """Prepare the output folder (refuse another run's checkpoints, or clear them), resume, archive the
+        config; return the TensorBoard writer, which drops events logged after the checkpoint resumed from."""
         torch.set_num_threads(os.cpu_count() or 1)
+        check_output_dir(self.output_dir, resume, overwrite)
+        if overwrite and not resume:
+            clear_output_dir(self.output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if resume and not self.resume():
             print(f"--resume: no checkpoint in {self.output_dir}, starting fresh")
         write_run_config(self.output_dir, self.run_config, self.state.step)
-        self.state.max_steps = cfg.max_steps
-        writer = SummaryWriter(str(self.output_dir / "tb"))
+        self.state.max_steps = self.cfg.max_steps
+        # A killed run may have logged steps past its last checkpoint; the resumed run logs them again.
+        return SummaryWriter(str(self.output_dir / "tb"), purge_step=self.state.step + 1 if self.state.step else None)
 
+    def train(self, resume: bool = False, overwrite: bool = False) -> dict:
+        """Run to ``max_steps`` (or ``max_time_s``) and validate; returns the before/after rewards.
+
+        On SIGTERM/SIGINT the current step finishes, a checkpoint is written and the result is
+        ``{"stopped_by": <signal>, "step": ..., "checkpoint": ...}`` instead (no final validation)."""
+        cfg = self.cfg
+        writer = self.start(resume, overwrite)
         if self.state.step == 0 or "valid/reward/total@start" not in self.state.history:
             before = self.validation_reward()
             self.state.history.update({f"{k}@start": v for k, v in before.items()})
             log_scalars(writer, before, 0)
-            print("valid reward before training: " + _reward_summary(before))
+            print("valid reward before training: " + reward_summary(before))
 
         bar = tqdm(total=cfg.max_steps, initial=self.state.step, desc="grpo", dynamic_ncols=True)
         started = time.perf_counter()
-        while self.state.step < cfg.max_steps:
-            timer, t0 = PhaseTimer(), time.perf_counter()
-            batch = self.rollout_with_dynamic_sampling(timer)
-            update_stats = self.update(batch, timer)
-            self.state.step += 1
-            step_time = time.perf_counter() - t0
-
-            step = self.state.step
-            if step % cfg.logging_steps == 0:
-                metrics = step_metrics(batch, update_stats, timer.seconds, step_time, self.scheduler.get_last_lr()[0])
-                log_scalars(writer, metrics, step)
-            if step % cfg.log_completions_steps == 0:
-                writer.add_text("completions", completions_markdown(batch), step)
-            out_of_time = cfg.max_time_s is not None and time.perf_counter() - started >= cfg.max_time_s
-            if step % cfg.save_steps == 0 or step == cfg.max_steps or out_of_time:
-                self.save()
-            bar.update(1)
-            phases = " ".join(f"{k}={v:.1f}s" for k, v in timer.seconds.items())
-            bar.set_postfix_str(f"reward={batch.parts.total.mean().item():.3f} step={step_time:.1f}s ({phases})")
-            if out_of_time:
-                print(f"\nmax_time_s={cfg.max_time_s:g} reached after step {step}: stopping")
-                break
+        with GracefulStop() as stop:
+            while self.state.step < cfg.max_steps:
+                timer, t0 = PhaseTimer(), time.perf_counter()
+                batch = self.rollout_with_dynamic_sampling(timer)
+                update_stats, skipped = self.update(batch, timer)
+                self.state.step += 1
+                step, step_time = self.state.step, time.perf_counter() - t0
+                stopping = stop.received  # read once: a signal from here on is handled after the next step
+                check_skipped_step(skipped, self.state, cfg.max_nonfinite_steps, step)
+                if step % cfg.logging_steps == 0 or skipped:
+                    metrics = step_metrics(batch, update_stats, timer.seconds, step_time, self.scheduler.get_last_lr()[0])
+                    log_scalars(writer, {**metrics, "train/skipped_steps": self.state.skipped_steps}, step)
+                if step % cfg.log_completions_steps == 0:
+                    writer.add_text("completions", completions_markdown(batch), step)
+                out_of_time = cfg.max_time_s is not None and time.perf_counter() - started >= cfg.max_time_s
+                if step % cfg.save_steps == 0 or step == cfg.max_steps or out_of_time or stopping:
+                    path = self.save()
+                bar.update(1)
+                phases = " ".join(f"{k}={v:.1f}s" for k, v in timer.seconds.items())
+                bar.set_postfix_str(f"reward={batch.parts.total.mean().item():.3f} step={step_time:.1f}s ({phases})")
+                if stopping:
+                    bar.close()
+                    writer.close()
+                    return {"stopped_by": stopping, "step": step, "checkpoint": str(path)}
+                if out_of_time:
+                    print(f"\nmax_time_s={cfg.max_time_s:g} reached after step {step}: stopping")
+                    break
         bar.close()
 
         after = self.validation_reward()
@@ -324,5 +333,5 @@ class GRPOTrainer:
         writer.add_hparams(flat_hparams(self.run_config), {f"hparam/{k}": v for k, v in result.items() if "total" in k})
         writer.close()
         (self.output_dir / "result.json").write_text(json.dumps(result, indent=1))
-        print("valid reward after training: " + _reward_summary(after))
+        print("valid reward after training: " + reward_summary(after))
         return result

@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from grpo.guards import NonFiniteStepError
 from leser.config import ConfigError, LeserConfig, load_config
 
 
@@ -19,21 +20,37 @@ def _config(args) -> LeserConfig:
 
 
 def cmd_train(args) -> int:
+    from grpo.checkpoint import check_output_dir
     from grpo.trainer import GRPOTrainer
     from leser.runtime import build_reward, trainable_queries
     from policy import load_policy
 
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run in output_dir and --overwrite replaces it: give one")
     cfg = _config(args)
+    # The cheap checks first: a reused folder or a wrong model path fails in seconds, before the catalog is embedded.
+    check_output_dir(cfg.train.output_dir, args.resume, args.overwrite)
+    model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)
     reward = build_reward(cfg)
     print(reward.dataset.summary())
     train_qids = trainable_queries(cfg, reward.dataset, "train")[: cfg.data.max_train_queries]
     valid_qids = trainable_queries(cfg, reward.dataset, "valid")
-    model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)
     trainer = GRPOTrainer(cfg.train, model, tokenizer, reward, cfg.prompt, train_qids, valid_qids,
                           lora_cfg=cfg.lora, run_config=cfg.to_dict())
-    result = trainer.train(resume=args.resume)
+    result = trainer.train(resume=args.resume, overwrite=args.overwrite)
+    if "stopped_by" in result:
+        print(f"leser train: stopped by {result['stopped_by']} after step {result['step']}, checkpoint "
+              f"{result['checkpoint']}; continue with: {resume_command(args)}")
+        return 0
     print(json.dumps(result, indent=1))
     return 0
+
+
+def resume_command(args) -> str:
+    """The command line that continues an interrupted ``leser train``: the same config and overrides."""
+    parts = ["leser train"] + ([f"--config {args.config}"] if args.config else [])
+    parts += [f"--set '{item}'" for item in args.set or []]
+    return " ".join(parts + ["--resume"])
 
 
 def cmd_distill(args) -> int:
@@ -42,9 +59,9 @@ def cmd_distill(args) -> int:
     from policy import load_policy
 
     cfg = _config(args)
+    model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)  # before the catalog is embedded
     reward = build_reward(cfg)
     train_qids = trainable_queries(cfg, reward.dataset, "train")[: cfg.data.max_train_queries]
-    model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)
     summary = distill(model, tokenizer, reward, cfg.prompt, train_qids, cfg.distill, run_config=cfg.to_dict())
     print(json.dumps({k: v for k, v in summary.items() if k not in ("config", "run_config")}, indent=1))
     print(f"wrote {cfg.distill.output_dir}; train from it with --set policy.model=\"{cfg.distill.output_dir}\"")
@@ -171,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = common(sub.add_parser("train", help="GRPO-train the policy"))
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an output_dir that holds an earlier run, deleting its checkpoints")
     p.set_defaults(func=cmd_train)
 
     p = common(sub.add_parser("distill", help="best-of-N self-distillation: a supervised warm start for train"))
@@ -212,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as err:
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError, NonFiniteStepError) as err:
         print(f"leser {args.command}: error: {err}", file=sys.stderr)
         return 2
 
