@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -206,6 +207,22 @@ def test_nan_steps_in_a_row_stop_the_run_before_any_checkpoint(tmp_path, tiny_to
     assert_bit_exact(before, weights(trainer))
     # Step 1 was skipped, so its checkpoint holds the untouched weights; step 2 stops the run before saving.
     assert [p.name for p in checkpoint_dirs(cfg.output_dir)] == ["checkpoint-1"]
+
+
+@pytest.mark.parametrize("gain", ["nan", "inf", "-inf"])
+def test_a_non_finite_gain_in_the_data_is_refused_with_file_and_line(tmp_path, gain):
+    import shutil
+
+    from retrieval import load_dataset
+    from retrieval.datasets import DatasetError
+
+    folder = Path(shutil.copytree(TESTS / "fixtures" / "retrieval" / "generic", tmp_path / "generic"))
+    qrels = folder / "qrels.tsv"
+    lines = qrels.read_text().splitlines()
+    lines[2] = "\t".join(lines[2].split("\t")[:2] + [gain])
+    qrels.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError, match=rf"qrels\.tsv: line 3: gain '{re.escape(gain)}' is not a finite number"):
+        load_dataset(str(folder))
 
 
 # ----------------------------------------------------------------------------- folders and damaged checkpoints

@@ -99,21 +99,47 @@ class GRPOConfig:
     GRPO optimises; greedy is what serving gets, and it moves later."""
 
     def __post_init__(self) -> None:
-        checks = {
-            "loss_type": (self.loss_type, LOSS_TYPES),
-            "scale_rewards": (self.scale_rewards, SCALE_REWARDS),
-            "kl_estimator": (self.kl_estimator, KL_ESTIMATORS),
-        }
-        for name, (value, allowed) in checks.items():
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        if self.num_generations < 2:
-            raise ValueError("num_generations must be >= 2: advantages compare completions within a group")
+        for name, allowed in (("loss_type", LOSS_TYPES), ("scale_rewards", SCALE_REWARDS),
+                              ("kl_estimator", KL_ESTIMATORS)):
+            if getattr(self, name) not in allowed:
+                raise OptionError(name, f"must be one of {allowed}, got {getattr(self, name)!r}")
+        self._require("num_generations", _integer(2), "an integer >= 2: advantages compare completions "
+                                                       "within a group")
         for name in ("max_steps", "num_prompts_per_step", "max_completion_length", "num_iterations",
-                     "micro_batch_groups", "save_steps", "logging_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.temperature <= 0 or not 0 < self.top_p <= 1:
-            raise ValueError("temperature must be > 0 (the loss divides logits by it) and top_p in (0, 1]")
-        if self.beta < 0:
-            raise ValueError("beta must be >= 0")
+                     "micro_batch_groups", "save_steps", "logging_steps", "log_completions_steps",
+                     "save_total_limit", "max_nonfinite_steps"):
+            self._require(name, _integer(1), "an integer >= 1")
+        for name in ("warmup_steps", "eval_queries", "eval_samples_per_query", "max_refill_rounds", "seed"):
+            self._require(name, _integer(0), "an integer >= 0")
+        for name in ("beta", "epsilon", "epsilon_high", "learning_rate", "weight_decay", "max_time_s"):
+            self._require(name, lambda v: v >= 0, "a number >= 0")
+        self._require("temperature", lambda v: v > 0, "> 0 (the loss divides logits by it)")
+        self._require("max_grad_norm", lambda v: v > 0, "> 0 (a negative norm would reverse the update)")
+        self._require("top_p", lambda v: 0 < v <= 1, "in (0, 1]")
+        self._require("min_lr_ratio", lambda v: 0 <= v <= 1, "in [0, 1]")
+        for name in ("adam_beta1", "adam_beta2"):
+            self._require(name, lambda v: 0 <= v < 1, "in [0, 1)")
+
+    def _require(self, name: str, ok, rule: str) -> None:
+        """Raise :class:`OptionError` naming ``name`` unless its value (None: unset) passes ``ok``."""
+        value = getattr(self, name)
+        if value is None:
+            return
+        try:
+            fine = not isinstance(value, (bool, str)) and bool(ok(value))
+        except TypeError:  # e.g. "abc" >= 0
+            fine = False
+        if not fine:
+            raise OptionError(name, f"must be {rule}, got {value!r}")
+
+
+class OptionError(ValueError):
+    """A bad option value; ``key`` names the option, so a config loader can say where it was set."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key} {message}")
+        self.key = key
+
+
+def _integer(minimum: int):
+    return lambda v: isinstance(v, int) and v >= minimum

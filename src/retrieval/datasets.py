@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -537,7 +538,10 @@ def _load_generic(folder: Path) -> Dataset:
 
     _read_generic_qrels(folder / "qrels.tsv", builder)
     name = str(meta.get("name", folder.name))
-    return builder.build(name, relevant_gain=float(meta.get("relevant_gain", 1.0)), source=folder / "qrels.tsv")
+    relevant_gain = float(meta.get("relevant_gain", 1.0))
+    if not math.isfinite(relevant_gain):
+        raise DatasetError(f"{meta_path}: relevant_gain {relevant_gain} is not a finite number")
+    return builder.build(name, relevant_gain=relevant_gain, source=folder / "qrels.tsv")
 
 
 def _read_generic_qrels(path: Path, builder: _Builder) -> None:
@@ -554,6 +558,8 @@ def _read_generic_qrels(path: Path, builder: _Builder) -> None:
             if line_no != 1:  # line 1 may be a header
                 skips.add("gain is not a number")
             continue
+        if not math.isfinite(gain):  # a nan/inf gain would reach the reward and poison the update
+            raise DatasetError(f"{path}: line {line_no}: gain {row[2].strip()!r} is not a finite number")
         qid = builder.alias.get(row[0].strip())
         if qid is None:
             skips.add("unknown query id")
