@@ -246,3 +246,69 @@ def test_a_nan_reward_makes_its_group_nan_not_zero():
         adv = group_advantages(rewards, 3, scale)
         assert torch.isnan(adv[:3]).all(), scale
         assert torch.isfinite(adv[3:]).all(), scale
+
+
+# ----------------------------------------------------------------------------- pins found by mutation testing
+
+
+def test_default_eps_and_clip_range():
+    """The defaults are part of the objective: eps 1e-4 in the std, epsilon 0.2 in the clip."""
+    adv = group_advantages(torch.tensor([0.0, 1.0]), 2)
+    assert adv[1].item() == pytest.approx(0.5 / (math.sqrt(0.5) + 1e-4), rel=1e-6)
+    logprobs = torch.tensor([[math.log(1.25)]])
+    surrogate = clipped_surrogate(logprobs, torch.zeros(1, 1), torch.tensor([1.0]))
+    assert surrogate.per_token_loss.item() == pytest.approx(-1.2)
+    loss, _ = grpo_loss(logprobs, torch.zeros(1, 1), None, torch.tensor([1.0]), torch.ones(1, 1), ONE_TOKEN)
+    assert loss.item() == pytest.approx(-1.2)
+
+
+def test_small_reward_differences_are_signal():
+    assert zero_std_groups(torch.tensor([0.0, 0.5, 0.3, 0.3]), 2).tolist() == [False, True]
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dapo", "dr_grpo"])
+def test_one_token_batch_is_its_own_loss(loss_type):
+    value = aggregate_loss(torch.tensor([[-1.25]]), torch.ones(1, 1), loss_type, ONE_TOKEN)
+    assert value.item() == pytest.approx(-1.25)
+
+
+def test_clip_statistics_and_their_names():
+    # ratio 0.5 with advantage -1 is low-clipped; 0.9 with -1 and 0.5 with +0.5 are not; 1.5 with +1 is high-clipped.
+    logprobs = torch.log(torch.tensor([[0.5], [0.9], [0.5], [1.5]]))
+    old = torch.zeros(4, 1)
+    adv = torch.tensor([-1.0, -1.0, 0.5, 1.0])
+    out = clipped_surrogate(logprobs, old, adv, 0.2, 0.28)
+    assert out.is_low_clipped.flatten().tolist() == [True, False, False, False]
+    assert out.is_high_clipped.flatten().tolist() == [False, False, False, True]
+    # A zero advantage (a constant group) is never clipped ...
+    out = clipped_surrogate(torch.log(torch.tensor([[0.5], [1.5]])), old[:2], torch.zeros(2), 0.2, 0.28)
+    assert not out.is_low_clipped.any() and not out.is_high_clipped.any()
+    # ... and neither is a ratio exactly on the bound (0.5 and 2.0 are exact in float32).
+    out = clipped_surrogate(torch.log(torch.tensor([[0.5], [2.0]])), old[:2], torch.tensor([-1.0, 1.0]), 0.5, 1.0)
+    assert not out.is_low_clipped.any() and not out.is_high_clipped.any()
+    low = torch.log(torch.tensor([[0.5]]))
+    _, stats = grpo_loss(low, old[:1], None, torch.tensor([-1.0]), torch.ones(1, 1), ONE_TOKEN)
+    assert stats["clip_ratio/low"].item() == 1.0 and stats["clip_ratio/high"].item() == 0.0
+
+
+def test_kl_estimator_reaches_the_loss_and_k3_is_the_default():
+    logprobs, ref = torch.tensor([[-1.0]]), torch.tensor([[-1.5]])
+    loss, stats = grpo_loss(logprobs, logprobs, ref, torch.zeros(1), torch.ones(1, 1), ONE_TOKEN, beta=1.0,
+                            kl_estimator="k1")
+    assert loss.item() == pytest.approx(0.5) and stats["kl"].item() == pytest.approx(0.5)
+    assert kl_penalty(logprobs, ref).item() == pytest.approx(math.exp(-0.5) + 0.5 - 1)
+
+
+def test_k3_far_below_the_reference_has_a_zero_not_a_nan_gradient():
+    logprobs = torch.tensor([[-200.0]], requires_grad=True)  # exp(199) overflows float32 without the inner clamp
+    kl_penalty(logprobs, torch.tensor([[-1.0]]), "k3").sum().backward()
+    assert logprobs.grad.item() == 0.0
+
+
+def test_bad_names_are_refused_with_the_option_named():
+    with pytest.raises(ValueError, match="kl estimator must be one of"):
+        kl_penalty(torch.zeros(1, 1), torch.zeros(1, 1), "k4")
+    with pytest.raises(ValueError, match="loss_type must be one of"):
+        aggregate_loss(torch.zeros(1, 1), torch.ones(1, 1), "ppo", ONE_TOKEN)
+    with pytest.raises(ValueError, match="^beta != 0 needs reference log-probs$"):
+        grpo_loss(torch.zeros(1, 1), torch.zeros(1, 1), None, torch.zeros(1), torch.ones(1, 1), ONE_TOKEN, beta=0.1)
