@@ -278,3 +278,31 @@ def test_a_checkpoint_with_nan_weights_is_skipped(tmp_path, tiny_tokenizer, caps
     assert resumed.resume()
     assert resumed.state.step == 1
     assert f"{name} is not finite" in capsys.readouterr().out
+
+
+def test_cli_exits_0_with_one_line_saying_how_to_resume(tmp_path, monkeypatch, capsys):
+    """What a scheduler's log shows after a SIGTERM: exit 0 and the command that continues the run."""
+    from types import SimpleNamespace
+
+    import grpo.trainer
+    import leser.runtime
+    import policy
+    from leser.cli import main
+
+    class StoppedTrainer:
+        def __init__(self, cfg, *args, **kwargs):
+            self.output_dir = cfg.output_dir
+
+        def train(self, resume, overwrite):
+            return {"stopped_by": "SIGTERM", "step": 7, "checkpoint": f"{self.output_dir}/checkpoint-7"}
+
+    dataset = SimpleNamespace(summary=lambda: "toy data")
+    monkeypatch.setattr(policy, "load_policy", lambda *a, **k: (None, None))
+    monkeypatch.setattr(leser.runtime, "build_reward", lambda cfg: SimpleNamespace(dataset=dataset))
+    monkeypatch.setattr(leser.runtime, "trainable_queries", lambda *a: ["q1"])
+    monkeypatch.setattr(grpo.trainer, "GRPOTrainer", StoppedTrainer)
+    out_dir = tmp_path / "run"
+    assert main(["train", "--set", f'train.output_dir="{out_dir}"']) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == (f"leser train: stopped by SIGTERM after step 7, checkpoint {out_dir}/checkpoint-7; continue "
+                    f"with: leser train --set 'train.output_dir=\"{out_dir}\"' --resume")
