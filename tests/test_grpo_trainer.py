@@ -9,8 +9,10 @@ import torch
 
 from grpo.checkpoint import checkpoint_dirs
 from grpo.config import GRPOConfig
-from grpo.trainer import GRPOTrainer, QuerySampler, warmup_cosine
+from grpo.batch import QuerySampler
 from grpo.checkpoint import TrainingState
+from grpo.schedule import warmup_cosine
+from grpo.trainer import GRPOTrainer
 from policy import PromptConfig
 from reward import RewardParts
 

@@ -1,4 +1,5 @@
 """The app layer: TOML config loading, overrides, and clear errors from the command line."""
+import re
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,64 @@ def test_cli_merge_writes_a_plain_model(tmp_path, tiny_tokenizer, capsys):
     assert main(args) == 2
     assert "not empty" in capsys.readouterr().err
     assert main(["merge", "--adapter", str(tmp_path / "none"), "--output", str(tmp_path / "o2")]) == 2
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.epsilon=-0.1", r"epsilon must be a number >= 0, got -0.1"),
+        ("train.max_grad_norm=-1", r"max_grad_norm must be > 0"),
+        ("train.save_total_limit=-1", r"save_total_limit must be an integer >= 1, got -1"),
+        ("train.eval_queries=-1", r"eval_queries must be an integer >= 0"),
+        ("train.max_steps=2.5", r"max_steps must be an integer, got 2.5"),
+        ('train.learning_rate="abc"', r"learning_rate must be a finite number, got 'abc'"),
+        ('train.beta="abc"', r"beta must be a finite number, got 'abc'"),
+        ("train.learning_rate=nan", r"learning_rate must be a finite number, got nan"),
+        ("engine.original_weight=inf", r"original_weight must be a finite number"),
+        ("train.use_lora=1", r"use_lora must be true or false"),
+        ("lora.target_modules=[1]", r"target_modules must be a list of strings"),
+        ("train.max_step=5", r"unknown key 'max_step'; did you mean 'max_steps'\?"),
+        ("trian.max_steps=5", r"unknown table \[trian\]; did you mean 'train'\?"),
+    ],
+)
+def test_bad_override_names_key_rule_and_the_set_not_the_file(tmp_path, override, message):
+    path = tmp_path / "c.toml"
+    path.write_text("[train]\nmax_steps = 3\n")
+    with pytest.raises(ConfigError, match=rf"^--set {re.escape(override)}: .*{message}"):
+        load_config(path, [override])
+
+
+def test_bad_value_in_the_file_blames_the_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[train]\nepsilon = -1\nmax_stepz = 3\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: \[train\] unknown key 'max_stepz'; did you mean"):
+        load_config(path)
+    path.write_text("[train]\nepsilon = -1\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: \[train\] epsilon must be a number >= 0"):
+        load_config(path, ["train.beta=0.1"])
+
+
+def test_grpo_config_checks_ranges_in_python_too():
+    from grpo.config import GRPOConfig
+
+    for bad in (dict(epsilon=-1), dict(max_grad_norm=0), dict(save_total_limit=0), dict(max_steps=2.5),
+                dict(beta="abc"), dict(min_lr_ratio=2), dict(max_nonfinite_steps=0)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            GRPOConfig(**bad)
+
+
+def test_a_missing_policy_is_reported_before_the_catalog_is_embedded(tmp_path, monkeypatch, capsys):
+    import leser.runtime
+    import policy.loading
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the catalog was embedded before the policy path was checked")
+
+    monkeypatch.setattr(leser.runtime, "build_reward", must_not_run)
+    monkeypatch.setattr(policy.loading, "_hub_reachable", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    for command in ("train", "distill"):
+        argv = [command, "--set", 'policy.model="runs/cpu_distill"', "--set", 'train.output_dir="out"']
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "runs/cpu_distill" in err, err

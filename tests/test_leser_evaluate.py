@@ -118,3 +118,18 @@ def test_report_png_is_written_when_matplotlib_is_installed(tmp_path):
               "context_plan": {"kind": "dense"}, "rows": [asdict(original), asdict(trained)]}
     write_report(report, tmp_path)
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_checkpoint_path_is_checked_before_any_work(tmp_path, monkeypatch):
+    import leser.evaluate
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the data set was loaded before the checkpoint paths were checked")
+
+    monkeypatch.setattr(leser.evaluate, "load_dataset", must_not_run)
+    (tmp_path / "empty").mkdir()
+    for item, problem in ((f"late={tmp_path / 'missing'}", "no such folder"),
+                          (str(tmp_path / "empty"), "no config.json")):
+        cfg = load_config(None, [f'eval.checkpoints=["{item}"]'])
+        with pytest.raises(FileNotFoundError, match=rf"\[eval\] checkpoint .*{problem}"):
+            run_evaluation(cfg)

@@ -69,3 +69,28 @@ def test_gguf_round_trip(tmp_path):
     assert ids.tolist() == [ref_tok(text, add_special_tokens=False)["input_ids"]]
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids=ids).logits, reference(input_ids=ids).logits, atol=1e-4, rtol=0)
+
+
+def test_missing_relative_folder_is_a_one_line_error_not_a_hub_traceback(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(FileNotFoundError, match="policy directory not found: runs/cpu_distill"):
+        load_policy("runs/cpu_distill")  # runs/ is here: a folder, never a hub id
+    (tmp_path / "runs").rmdir()
+    monkeypatch.setattr(loading, "_hub_reachable", lambda: False)
+    with pytest.raises(FileNotFoundError, match=r"'runs/cpu_distill': no such folder .*hub is unreachable"):
+        load_policy("runs/cpu_distill")
+
+
+def test_hub_errors_become_one_line(tmp_path, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(loading, "_hub_reachable", lambda: True)
+
+    def refuse(*args, **kwargs):
+        raise OSError("runs/x is not a local folder and is not a valid model identifier\nlong explanation")
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", refuse)
+    with pytest.raises(FileNotFoundError, match=r"no such folder .*not a valid model identifier\)$"):
+        load_policy("runs/x")

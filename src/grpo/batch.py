@@ -1,12 +1,44 @@
-"""One step's scored rollouts, and the group surgery that dynamic sampling needs."""
+"""What a step learns from: which queries (the sampler), their scored rollouts, and the group surgery that
+dynamic sampling needs."""
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 import torch
 
+from grpo.checkpoint import TrainingState
+
 from policy import Rollout
 from reward import RewardParts
+
+
+class QuerySampler:
+    """Endless, seeded, resumable passes over the training query ids.
+
+    Its position lives in the :class:`TrainingState`, so a checkpoint resumes the data order exactly."""
+
+    def __init__(self, qids: list[str], seed: int, state: TrainingState):
+        if not qids:
+            raise ValueError("no training queries (are the split and the judgments empty?)")
+        self.qids, self.seed, self.state = sorted(qids), seed, state
+        if not state.data_order:
+            self._shuffle()
+
+    def _shuffle(self) -> None:
+        order = list(self.qids)
+        random.Random(self.seed + self.state.epoch).shuffle(order)
+        self.state.data_order, self.state.data_cursor = order, 0
+
+    def take(self, n: int) -> list[str]:
+        out = []
+        while len(out) < n:
+            if self.state.data_cursor >= len(self.state.data_order):
+                self.state.epoch += 1
+                self._shuffle()
+            out.append(self.state.data_order[self.state.data_cursor])
+            self.state.data_cursor += 1
+        return out
 
 
 @dataclass

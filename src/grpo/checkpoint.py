@@ -10,6 +10,7 @@ directory and renamed into place, so a crash never leaves a half-written ``check
 """
 from __future__ import annotations
 
+import copy
 import json
 import random
 import shutil
@@ -19,6 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from grpo.schedule import warmup_cosine
+from policy import merge_lora
 
 STATE_TENSORS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
@@ -36,6 +40,10 @@ class TrainingState:
     history: dict[str, float] = field(default_factory=dict)
     max_steps: int = 0
     """The horizon the learning-rate schedule decayed to (0: a checkpoint written before it was recorded)."""
+    skipped_steps: int = 0
+    """Steps skipped for non-finite rewards, loss or gradients, over the whole run."""
+    nonfinite_in_a_row: int = 0
+    """The current run of such steps; ``max_nonfinite_steps`` of them stop the run."""
 
 
 def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
@@ -109,6 +117,10 @@ def save_checkpoint(
     ``model`` supplies ``save_pretrained`` and its config.
     """
     output_dir = Path(output_dir)
+    bad = next((k for k, v in model_state_for_export.items() if v.is_floating_point() and not torch.isfinite(v).all()),
+               None)
+    if bad is not None:  # the non-finite guard should make this unreachable; a NaN checkpoint poisons --resume
+        raise ValueError(f"refusing to write checkpoint-{state.step}: weight {bad} is not finite")
     final = output_dir / f"{PREFIX}{state.step}"
     tmp = output_dir / f".tmp-{PREFIX}{state.step}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -146,31 +158,68 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def load_checkpoint(
-    path: str | Path, model, optimizer: torch.optim.Optimizer, scheduler, generator: torch.Generator
-) -> TrainingState:
-    """Restore weights, optimizer, scheduler and RNGs from ``path`` in place; return the loop's state.
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not fit the model; the message names the file."""
+
+
+@dataclass
+class CheckpointData:
+    """Everything a checkpoint holds, read and checked before any of it touches the model."""
+
+    path: Path
+    tensors: dict[str, torch.Tensor]
+    meta: dict
+    weights: dict[str, torch.Tensor]
+    """Trainable weights: the adapters (LoRA) or the HF directory's full state dict."""
+    adapters: bool
+
+
+def read_checkpoint(path: str | Path) -> CheckpointData:
+    """Read ``path``'s files, or raise :class:`CheckpointError` naming the damaged file.
+
+    Reading is kept apart from applying, so a truncated or non-finite checkpoint is found before it
+    changes the model, and resume can fall back to an older one."""
+    path = Path(path)
+    tensors = _read(path / STATE_TENSORS, lambda f: load_file(str(f)))
+    meta = _read(path / STATE_JSON, lambda f: json.loads(f.read_text()))
+    missing = {"state", "scheduler", "optimizer", "rng"} - set(meta)
+    if missing:
+        raise CheckpointError(f"{path / STATE_JSON}: missing {sorted(missing)}")
+    adapters = {k[len("adapter."):]: v for k, v in tensors.items() if k.startswith("adapter.")}
+    weights = adapters or _load_hf_weights(path)
+    bad = next((k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise CheckpointError(f"{path}: weight {bad} is not finite")
+    return CheckpointData(path, tensors, meta, weights, bool(adapters))
+
+
+def _read(file: Path, reader):
+    try:
+        return reader(file)
+    except Exception as err:  # safetensors, JSON and OS errors alike: what matters is which file
+        raise CheckpointError(f"{file}: {type(err).__name__}: {err}") from None
+
+
+def apply_checkpoint(data: CheckpointData, model, optimizer: torch.optim.Optimizer, scheduler,
+                     generator: torch.Generator) -> TrainingState:
+    """Restore weights, optimizer, scheduler and RNGs in place; return the loop's state.
 
     Trainable weights come from the adapters in the state file when there are any (LoRA), else from the
     HF directory's ``model.safetensors`` (full fine-tuning).
     """
-    path = Path(path)
-    tensors = load_file(str(path / STATE_TENSORS))
-    meta = json.loads((path / STATE_JSON).read_text())
-    adapters = {k[len("adapter."):]: v for k, v in tensors.items() if k.startswith("adapter.")}
+    path, tensors, meta = data.path, data.tensors, data.meta
     device = next(model.parameters()).device
-    if adapters:
-        missing = set(adapters) - {n for n, _ in model.named_parameters()}
+    if data.adapters:
+        missing = set(data.weights) - {n for n, _ in model.named_parameters()}
         if missing:
-            raise ValueError(f"{path}: adapters {sorted(missing)[:3]} do not match the model (is LoRA on?)")
-        model.load_state_dict({k: v.to(device) for k, v in adapters.items()}, strict=False)
+            raise CheckpointError(f"{path}: adapters {sorted(missing)[:3]} do not match the model (is LoRA on?)")
+        model.load_state_dict({k: v.to(device) for k, v in data.weights.items()}, strict=False)
     else:
-        weights = _load_hf_weights(path)
-        result = model.load_state_dict(weights, strict=False)
+        result = model.load_state_dict(data.weights, strict=False)
         real_missing = [k for k in result.missing_keys if not _is_tied(model, k)]
         if real_missing or result.unexpected_keys:
-            raise ValueError(f"{path}: weights do not fit the model: missing {real_missing[:3]}, "
-                             f"unexpected {result.unexpected_keys[:3]}")
+            raise CheckpointError(f"{path}: weights do not fit the model: missing {real_missing[:3]}, "
+                                  f"unexpected {result.unexpected_keys[:3]}")
     opt_state = _unflatten_optimizer({k: v.to(device) if k.endswith(("exp_avg", "exp_avg_sq")) else v
                                       for k, v in tensors.items()}, meta["optimizer"])
     optimizer.load_state_dict(opt_state)
@@ -179,15 +228,104 @@ def load_checkpoint(
     return TrainingState(**meta["state"])
 
 
+def load_checkpoint(
+    path: str | Path, model, optimizer: torch.optim.Optimizer, scheduler, generator: torch.Generator
+) -> TrainingState:
+    """Read ``path`` and restore it in place (see :func:`apply_checkpoint`)."""
+    return apply_checkpoint(read_checkpoint(path), model, optimizer, scheduler, generator)
+
+
+def load_latest_checkpoint(output_dir: str | Path, model, optimizer, scheduler,
+                           generator: torch.Generator) -> tuple[Path, TrainingState] | None:
+    """Restore the newest checkpoint of ``output_dir`` that reads cleanly; None when there is none.
+
+    A damaged newest checkpoint (a truncated file, non-finite weights) is skipped with a line that says
+    why, and the one before it is used: losing ``save_steps`` steps beats losing the run."""
+    found = checkpoint_dirs(output_dir)
+    skipped = []
+    for path in reversed(found):
+        try:
+            data = read_checkpoint(path)
+        except CheckpointError as err:
+            print(f"--resume: skipping {path.name}: {err}")
+            skipped.append(str(err))
+            continue
+        return path, apply_checkpoint(data, model, optimizer, scheduler, generator)
+    if skipped:
+        raise CheckpointError(f"no checkpoint in {output_dir} can be read: " + "; ".join(skipped))
+    return None
+
+
 def _load_hf_weights(path: Path) -> dict[str, torch.Tensor]:
     files = sorted(path.glob("model*.safetensors"))
     if not files:
-        raise FileNotFoundError(f"{path}: no model*.safetensors")
+        raise CheckpointError(f"{path}: no model*.safetensors")
     weights: dict[str, torch.Tensor] = {}
     for f in files:
-        weights.update(load_file(str(f)))
+        weights.update(_read(f, lambda f: load_file(str(f))))
     return weights
 
 
 def _is_tied(model, key: str) -> bool:
     return key == "lm_head.weight" and getattr(model.config, "tie_word_embeddings", False)
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def export_state_dict(model, use_lora: bool) -> dict[str, torch.Tensor]:
+    """The plain HF state dict of the policy, with LoRA merged into a copy (training goes on unmerged)."""
+    if not use_lora:
+        return {k: v.detach() for k, v in model.state_dict().items()}
+    merged = copy.deepcopy(model)
+    merge_lora(merged)
+    return merged.state_dict()
+
+
+def adapter_state(model) -> dict[str, torch.Tensor]:
+    """The trainable tensors only: with LoRA, the unmerged adapters that resume needs."""
+    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+
+
+# ----------------------------------------------------------------------------- the run folder
+
+
+def check_output_dir(output_dir: str | Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to start a fresh run in a folder that holds another run's checkpoints.
+
+    Mixing two runs there would prune the new checkpoints by step against the old ones and make a later
+    ``--resume`` continue the wrong run. Cheap, so the CLI calls it before anything expensive."""
+    found = checkpoint_dirs(output_dir)
+    if found and not resume and not overwrite:
+        raise FileExistsError(f"{output_dir} holds checkpoints of an earlier run ({found[-1].name}): continue it "
+                              f"with --resume, or replace it with --overwrite")
+
+
+def clear_output_dir(output_dir: str | Path) -> None:
+    """``--overwrite``: remove an earlier run's checkpoints, events, result and configs (nothing else)."""
+    root = Path(output_dir)
+    for path in [*checkpoint_dirs(root), *root.glob(f".tmp-{PREFIX}*"), root / "tb"]:
+        shutil.rmtree(path, ignore_errors=True)
+    for path in [root / "result.json", *root.glob("config*.json")]:
+        path.unlink(missing_ok=True)
+
+
+def write_run_config(output_dir: Path, run_config: dict, step: int) -> None:
+    """``config.json`` holds this run's settings; a resumed run that changed them keeps the earlier file
+    as ``config.until-step-<N>.json``, so every step's settings stay on record."""
+    path = output_dir / "config.json"
+    text = json.dumps(run_config, indent=1, default=str)
+    if step and path.exists() and path.read_text() != text:
+        path.rename(output_dir / f"config.until-step-{step}.json")
+    path.write_text(text)
+
+
+def stretch_schedule(optimizer: torch.optim.Optimizer, cfg, step: int, old_max_steps: int) -> None:
+    """Follow the new ``cfg.max_steps`` from the next step on: the cosine is a function of the horizon, and
+    the optimizer would otherwise take one more step at the old schedule's rate, then jump."""
+    old_lr = optimizer.param_groups[0]["lr"]
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] * warmup_cosine(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
+    print(f"--resume: max_steps {old_max_steps} -> {cfg.max_steps}: the learning-rate schedule now decays to "
+          f"step {cfg.max_steps}; the next step's rate is {optimizer.param_groups[0]['lr']:.3g} "
+          f"(the checkpoint's schedule: {old_lr:.3g})")

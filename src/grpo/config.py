@@ -14,7 +14,9 @@ class GRPOConfig:
     seed: int = 0
     """Seeds data order, sampling and LoRA init: the same seed and config give the same run on one machine."""
     max_steps: int = 40
-    """Optimiser steps. One step = one batch of prompts, sampled, scored and learned from."""
+    """Training steps. One step = one batch of prompts, sampled, scored, then learned from in
+    ``num_iterations`` optimiser passes: a run makes ``max_steps * num_iterations`` optimiser updates, and
+    the learning-rate schedule counts steps, not updates."""
     max_time_s: float | None = None
     """Wall-clock budget: stop after the step that crosses it, save, and validate as at max_steps. For leased
     machines; the learning-rate schedule still follows max_steps, so a capped run ends before its decay."""
@@ -43,8 +45,11 @@ class GRPOConfig:
     epsilon_high: float | None = None
     """Upper clip; None means ``epsilon``. DAPO uses 0.28 to keep exploration alive."""
     loss_type: str = "grpo"
-    """How per-token losses are averaged: ``grpo`` (sequence mean of token means), ``bnpo`` (token mean over
-    the batch) or ``dr_grpo`` (sum / (sequences * max_completion_length), no length bias)."""
+    """How per-token losses are averaged, as TRL defines them: ``grpo`` (sequence mean of token means),
+    ``dapo`` (token mean over the whole batch), ``bnpo`` (token mean per micro-batch, averaged over the
+    micro-batches: equal to ``dapo`` when the batch is one micro-batch) or ``dr_grpo``
+    (sum / (sequences * max_completion_length), no length bias). Before ``dapo`` existed here, ``bnpo``
+    meant what ``dapo`` means now."""
     scale_rewards: str = "group"
     """Divide centred rewards by the ``group`` std, the ``batch`` std, or ``none`` (Dr. GRPO)."""
     num_iterations: int = 1
@@ -65,6 +70,9 @@ class GRPOConfig:
     adam_beta2: float = 0.99
     max_grad_norm: float = 1.0
     """Clip the global gradient norm: RL gradients are spiky."""
+    max_nonfinite_steps: int = 3
+    """Stop the run with an error after this many steps in a row whose rewards, loss or gradients were not
+    finite. Each such step is skipped (no update; counted as ``train/skipped_steps`` in TensorBoard)."""
     warmup_steps: int = 2
     """Linear warm-up, then cosine decay to ``min_lr_ratio`` of the peak."""
     min_lr_ratio: float = 0.1
@@ -91,21 +99,47 @@ class GRPOConfig:
     GRPO optimises; greedy is what serving gets, and it moves later."""
 
     def __post_init__(self) -> None:
-        checks = {
-            "loss_type": (self.loss_type, LOSS_TYPES),
-            "scale_rewards": (self.scale_rewards, SCALE_REWARDS),
-            "kl_estimator": (self.kl_estimator, KL_ESTIMATORS),
-        }
-        for name, (value, allowed) in checks.items():
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        if self.num_generations < 2:
-            raise ValueError("num_generations must be >= 2: advantages compare completions within a group")
+        for name, allowed in (("loss_type", LOSS_TYPES), ("scale_rewards", SCALE_REWARDS),
+                              ("kl_estimator", KL_ESTIMATORS)):
+            if getattr(self, name) not in allowed:
+                raise OptionError(name, f"must be one of {allowed}, got {getattr(self, name)!r}")
+        self._require("num_generations", _integer(2), "an integer >= 2: advantages compare completions "
+                                                       "within a group")
         for name in ("max_steps", "num_prompts_per_step", "max_completion_length", "num_iterations",
-                     "micro_batch_groups", "save_steps", "logging_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.temperature <= 0 or not 0 < self.top_p <= 1:
-            raise ValueError("temperature must be > 0 (the loss divides logits by it) and top_p in (0, 1]")
-        if self.beta < 0:
-            raise ValueError("beta must be >= 0")
+                     "micro_batch_groups", "save_steps", "logging_steps", "log_completions_steps",
+                     "save_total_limit", "max_nonfinite_steps"):
+            self._require(name, _integer(1), "an integer >= 1")
+        for name in ("warmup_steps", "eval_queries", "eval_samples_per_query", "max_refill_rounds", "seed"):
+            self._require(name, _integer(0), "an integer >= 0")
+        for name in ("beta", "epsilon", "epsilon_high", "learning_rate", "weight_decay", "max_time_s"):
+            self._require(name, lambda v: v >= 0, "a number >= 0")
+        self._require("temperature", lambda v: v > 0, "> 0 (the loss divides logits by it)")
+        self._require("max_grad_norm", lambda v: v > 0, "> 0 (a negative norm would reverse the update)")
+        self._require("top_p", lambda v: 0 < v <= 1, "in (0, 1]")
+        self._require("min_lr_ratio", lambda v: 0 <= v <= 1, "in [0, 1]")
+        for name in ("adam_beta1", "adam_beta2"):
+            self._require(name, lambda v: 0 <= v < 1, "in [0, 1)")
+
+    def _require(self, name: str, ok, rule: str) -> None:
+        """Raise :class:`OptionError` naming ``name`` unless its value (None: unset) passes ``ok``."""
+        value = getattr(self, name)
+        if value is None:
+            return
+        try:
+            fine = not isinstance(value, (bool, str)) and bool(ok(value))
+        except TypeError:  # e.g. "abc" >= 0
+            fine = False
+        if not fine:
+            raise OptionError(name, f"must be {rule}, got {value!r}")
+
+
+class OptionError(ValueError):
+    """A bad option value; ``key`` names the option, so a config loader can say where it was set."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key} {message}")
+        self.key = key
+
+
+def _integer(minimum: int):
+    return lambda v: isinstance(v, int) and v >= minimum

@@ -1,10 +1,27 @@
 """What a step writes to TensorBoard: scalars, a completions table, hparams."""
 from __future__ import annotations
 
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+
 from torch.utils.tensorboard import SummaryWriter
 
 from grpo.batch import StepBatch
 from reward import PART_NAMES, RULES
+
+
+class PhaseTimer:
+    """Wall seconds per phase of a step, for the dashboard and the progress line."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        yield
+        self.seconds[phase] += time.perf_counter() - start
 
 
 def step_metrics(batch: StepBatch, update: dict[str, float], phase_seconds: dict[str, float], step_time: float,

@@ -4,8 +4,9 @@ Shapes: ``B`` completions in a (micro-)batch, ``T`` completion tokens (right-pad
 per prompt. ``mask`` is 1 on real completion tokens (EOS included) and 0 on padding; padded positions may
 hold any value, including NaN-free garbage, and never reach the loss.
 
-Every loss normaliser lives in :func:`aggregate_loss`, so that gradient accumulation gives exactly the same
-update as one big batch: each micro-batch is normalised by totals of the *whole* batch.
+Every loss normaliser lives in :func:`aggregate_loss`. Except ``bnpo`` (TRL's per-micro-batch definition),
+gradient accumulation gives exactly the same update as one big batch: each micro-batch is normalised by
+totals of the *whole* batch.
 """
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from dataclasses import dataclass
 import torch
 
 SCALE_REWARDS = ("group", "batch", "none")
-LOSS_TYPES = ("grpo", "bnpo", "dr_grpo")
+LOSS_TYPES = ("grpo", "bnpo", "dapo", "dr_grpo")
+KL_CLAMP = 10.0
+"""Bound of the per-token k3 KL (verl's ``low_var_kl``): at a log ratio of -30 it would be 1e13."""
 KL_ESTIMATORS = ("k1", "k2", "k3")
 
 
@@ -40,8 +43,9 @@ def group_advantages(
         std = grouped.std(dim=1, keepdim=True).expand_as(grouped).reshape(-1)
     else:
         std = rewards.std().expand_as(rewards)
-    # A constant group (or batch) has nothing to prefer: exactly 0, also when eps is 0.
-    return torch.where(std > 0, centered / (std + eps), torch.zeros_like(centered))
+    # A constant group (or batch) has nothing to prefer: exactly 0, also when eps is 0. A NaN reward gives a
+    # NaN std, which must stay NaN (so the trainer's guard sees it), not pass as a constant group.
+    return torch.where(std == 0, torch.zeros_like(centered), centered / (std + eps))
 
 
 def zero_std_groups(rewards: torch.Tensor, group_size: int, tol: float = 1e-8) -> torch.Tensor:
@@ -87,7 +91,8 @@ def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: st
 
     k1 = log r (unbiased, can be negative), k2 = (log r)^2 / 2 (low variance, biased), k3 = r' - log r' - 1
     with r' = p_ref / p (unbiased and always >= 0; the GRPO paper's choice). See Schulman, "Approximating
-    KL divergence".
+    KL divergence". k3 is clamped as verl clamps it: log r' to [-20, 20] and the estimate to [-KL_CLAMP,
+    KL_CLAMP], so one token far from the reference cannot blow up the loss (it gets no gradient there).
     """
     log_ratio = logprobs - ref_logprobs
     if estimator == "k1":
@@ -95,7 +100,8 @@ def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: st
     if estimator == "k2":
         return 0.5 * log_ratio.pow(2)
     if estimator == "k3":
-        return torch.exp(-log_ratio) + log_ratio - 1.0
+        ref_log_ratio = torch.clamp(-log_ratio, min=-20.0, max=20.0)
+        return torch.clamp(torch.exp(ref_log_ratio) - ref_log_ratio - 1.0, min=-KL_CLAMP, max=KL_CLAMP)
     raise ValueError(f"kl estimator must be one of {KL_ESTIMATORS}, got {estimator!r}")
 
 
@@ -104,12 +110,14 @@ class LossNormalizer:
     """Totals of the whole optimisation batch (all accumulation micro-batches together).
 
     num_sequences: completions in the batch; num_tokens: unmasked completion tokens in the batch;
-    max_completion_length: the generation cap, Dr. GRPO's constant normaliser.
+    max_completion_length: the generation cap, Dr. GRPO's constant normaliser; num_micro_batches: the
+    accumulation steps, which ``bnpo`` divides by (as TRL divides by its gradient accumulation steps).
     """
 
     num_sequences: int
     num_tokens: int
     max_completion_length: int
+    num_micro_batches: int = 1
 
 
 def aggregate_loss(
@@ -117,13 +125,17 @@ def aggregate_loss(
 ) -> torch.Tensor:
     """``[B, T]`` per-token losses -> this micro-batch's share of the batch loss (a scalar).
 
+    Definitions follow TRL's ``GRPOTrainer``:
+
     - ``grpo``: mean over sequences of each sequence's token mean. Long completions weigh less per token.
-    - ``bnpo``: mean over all tokens of the batch. Every token weighs the same.
+    - ``dapo``: mean over all tokens of the whole batch. Every token weighs the same.
+    - ``bnpo``: mean over the tokens of *this micro-batch*, divided by the number of micro-batches. Equal to
+      ``dapo`` with one micro-batch; otherwise a token's weight depends on how the batch was split.
     - ``dr_grpo``: sum over tokens / (num_sequences * max_completion_length). A constant normaliser, so
       there is no length bias at all.
 
-    Summing the shares of all micro-batches gives the full-batch loss exactly, because the denominators
-    come from ``norm`` (the whole batch), never from the micro-batch.
+    For all but ``bnpo``, summing the shares of all micro-batches gives the full-batch loss exactly, because
+    the denominators come from ``norm`` (the whole batch), never from the micro-batch.
     """
     mask = mask.to(per_token_loss.dtype)
     # where(), not multiply: garbage (even inf) at padded positions must not leak in as inf * 0 = nan.
@@ -131,8 +143,10 @@ def aggregate_loss(
     if loss_type == "grpo":
         per_sequence = masked.sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         return per_sequence.sum() / norm.num_sequences
-    if loss_type == "bnpo":
+    if loss_type == "dapo":
         return masked.sum() / max(norm.num_tokens, 1)
+    if loss_type == "bnpo":
+        return masked.sum() / mask.sum().clamp(min=1.0) / norm.num_micro_batches
     if loss_type == "dr_grpo":
         return masked.sum() / (norm.num_sequences * norm.max_completion_length)
     raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")

@@ -8,120 +8,46 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
-import random
 import time
+import warnings
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from grpo.batch import StepBatch, concat_batches, select_groups
-from grpo.checkpoint import TrainingState, checkpoint_dirs, load_checkpoint, save_checkpoint
+from grpo.batch import QuerySampler, StepBatch, concat_batches, select_groups
+from grpo.checkpoint import (
+    TrainingState,
+    adapter_state,
+    check_output_dir,
+    clear_output_dir,
+    export_state_dict,
+    load_latest_checkpoint,
+    save_checkpoint,
+    stretch_schedule,
+    write_run_config,
+)
 from grpo.config import GRPOConfig
-from grpo.logs import completions_markdown, flat_hparams, log_scalars, step_metrics
+from grpo.guards import GracefulStop, check_skipped_step, first_nonfinite
+from grpo.logs import PhaseTimer, completions_markdown, flat_hparams, log_scalars, step_metrics
 from grpo.objective import LossNormalizer, group_advantages, grpo_loss, masked_mean, zero_std_groups
+from grpo.schedule import seed_everything, warmup_cosine
+from grpo.validation import reward_summary, validation_reward
 from policy import (
     LoraConfig,
     PromptConfig,
     apply_lora,
     build_prompt,
     completion_logprobs,
-    merge_lora,
     parse_completion,
     sample_groups,
     save_adapter,
 )
-from reward import PART_NAMES, SearchReward
-
-
-# ----------------------------------------------------------------------------- data order
-
-
-class QuerySampler:
-    """Endless, seeded, resumable passes over the training query ids."""
-
-    def __init__(self, qids: list[str], seed: int, state: TrainingState):
-        if not qids:
-            raise ValueError("no training queries (are the split and the judgments empty?)")
-        self.qids, self.seed, self.state = sorted(qids), seed, state
-        if not state.data_order:
-            self._shuffle()
-
-    def _shuffle(self) -> None:
-        order = list(self.qids)
-        random.Random(self.seed + self.state.epoch).shuffle(order)
-        self.state.data_order, self.state.data_cursor = order, 0
-
-    def take(self, n: int) -> list[str]:
-        out = []
-        while len(out) < n:
-            if self.state.data_cursor >= len(self.state.data_order):
-                self.state.epoch += 1
-                self._shuffle()
-            out.append(self.state.data_order[self.state.data_cursor])
-            self.state.data_cursor += 1
-        return out
-
-
-# ----------------------------------------------------------------------------- small helpers
-
-
-class PhaseTimer:
-    """Wall seconds per phase of a step, for the dashboard and the progress line."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    @contextmanager
-    def __call__(self, phase: str):
-        start = time.perf_counter()
-        yield
-        self.seconds[phase] += time.perf_counter() - start
-
-
-def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """LR multiplier: linear warm-up to 1, then cosine decay to ``min_ratio`` at ``total``."""
-    if step < warmup:
-        return (step + 1) / (warmup + 1)
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def seed_everything(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """Seed every global RNG; return the sampling generator, on the policy's device so draws stay there."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    return torch.Generator(device=device).manual_seed(seed)
-
-
-def export_state_dict(model, use_lora: bool) -> dict[str, torch.Tensor]:
-    """The plain HF state dict of the policy, with LoRA merged into a copy (training goes on unmerged)."""
-    if not use_lora:
-        return {k: v.detach() for k, v in model.state_dict().items()}
-    merged = copy.deepcopy(model)
-    merge_lora(merged)
-    return merged.state_dict()
-
-
-def adapter_state(model) -> dict[str, torch.Tensor]:
-    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def _reward_summary(metrics: dict[str, float]) -> str:
-    nan = float("nan")
-    return (f"greedy {metrics.get('valid/reward/total', nan):.4f}, "
-            f"sampled {metrics.get('valid/reward_sampled/total', nan):.4f}")
-
-
-# ----------------------------------------------------------------------------- the trainer
+from reward import SearchReward
 
 
 class GRPOTrainer:
@@ -234,12 +160,32 @@ class GRPOTrainer:
         """``[B, T]`` log-probs under a model that is not being differentiated (reference or old policy)."""
         return torch.cat([self.logprobs(model, batch, g0, g1, rows) for g0, g1, rows in self.micro_batches(batch)])
 
-    def update(self, batch: StepBatch, timer: PhaseTimer) -> dict[str, float]:
+    def update(self, batch: StepBatch, timer: PhaseTimer) -> tuple[dict[str, float], str | None]:
+        """Learn from one batch. Returns the step's statistics and why it was skipped (None: it was applied).
+
+        A step whose rewards, loss or gradients are not finite is skipped: that optimiser pass never runs,
+        so neither the weights nor the Adam moments see the NaN. The schedule moves on either way."""
+        totals: dict[str, float] = defaultdict(float)
+        reason = first_nonfinite(rewards=batch.parts.total, advantages=batch.advantages)
+        if reason is None:
+            ref_logprobs = None
+            if self.cfg.beta > 0:
+                with timer("reference"):
+                    ref_logprobs = self.frozen_logprobs(self.ref_model, batch)
+            self.model.train()
+            with timer("update"):
+                reason = self.optimise(batch, ref_logprobs, totals)
+        self.optimizer.zero_grad(set_to_none=True)
+        with warnings.catch_warnings():  # a skipped first step would have torch warn about the call order
+            warnings.filterwarnings("ignore", "Detected call of", UserWarning)
+            self.scheduler.step()
+        self.model.eval()
+        return dict(totals), reason
+
+    def optimise(self, batch: StepBatch, ref_logprobs: torch.Tensor | None, totals: dict[str, float]) -> str | None:
+        """``num_iterations`` clipped policy-gradient passes over ``batch``, accumulating statistics into
+        ``totals``; stops before the optimiser sees a non-finite loss or gradient and returns which."""
         cfg = self.cfg
-        ref_logprobs = None
-        if cfg.beta > 0:
-            with timer("reference"):
-                ref_logprobs = self.frozen_logprobs(self.ref_model, batch)
         # The ratio's denominator. The first pass runs before any optimiser step, so its detached log-probs
         # are the sampling policy's: no separate old-log-prob pass, for any num_iterations.
         old_logprobs: torch.Tensor | None = None
@@ -247,72 +193,52 @@ class GRPOTrainer:
             num_sequences=batch.loss_mask.shape[0],
             num_tokens=int(batch.loss_mask.sum().item()),
             max_completion_length=cfg.max_completion_length,
+            num_micro_batches=len(range(0, len(batch.prompts), cfg.micro_batch_groups)),
         )
-        self.model.train()
-        totals: dict[str, float] = defaultdict(float)
-        with timer("update"):
-            for _ in range(cfg.num_iterations):
-                self.optimizer.zero_grad(set_to_none=True)
-                first_pass = []
-                for g0, g1, rows in self.micro_batches(batch):
-                    logprobs, entropy = self.logprobs(self.model, batch, g0, g1, rows, return_entropy=True)
-                    if old_logprobs is None:
-                        first_pass.append(logprobs.detach())
-                        old = first_pass[-1]  # ratio 1: the exact on-policy gradient
-                    else:
-                        old = old_logprobs[rows]
-                    ref = None if ref_logprobs is None else ref_logprobs[rows]
-                    loss, stats = grpo_loss(
-                        logprobs, old, ref, batch.advantages[rows].to(logprobs.device), batch.loss_mask[rows], norm,
-                        loss_type=cfg.loss_type, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high,
-                        beta=cfg.beta, kl_estimator=cfg.kl_estimator,
-                    )
-                    loss.backward()
-                    share = (g1 - g0) / len(batch.prompts) / cfg.num_iterations
-                    totals["loss"] += loss.item() / cfg.num_iterations
-                    totals["entropy"] += masked_mean(entropy, batch.loss_mask[rows]).item() * share
-                    for k, v in stats.items():
-                        totals[k] += v.item() * share
-                grad_norm = torch.nn.utils.clip_grad_norm_(
-                    [p for p in self.model.parameters() if p.requires_grad], cfg.max_grad_norm
-                )
-                totals["grad_norm"] += grad_norm.item() / cfg.num_iterations
-                self.optimizer.step()
+        for _ in range(cfg.num_iterations):
+            self.optimizer.zero_grad(set_to_none=True)
+            first_pass = []
+            for g0, g1, rows in self.micro_batches(batch):
+                logprobs, entropy = self.logprobs(self.model, batch, g0, g1, rows, return_entropy=True)
                 if old_logprobs is None:
-                    old_logprobs = torch.cat(first_pass)
-        self.scheduler.step()
-        self.model.eval()
-        return dict(totals)
+                    first_pass.append(logprobs.detach())
+                    old = first_pass[-1]  # ratio 1: the exact on-policy gradient
+                else:
+                    old = old_logprobs[rows]
+                ref = None if ref_logprobs is None else ref_logprobs[rows]
+                loss, stats = grpo_loss(
+                    logprobs, old, ref, batch.advantages[rows].to(logprobs.device), batch.loss_mask[rows], norm,
+                    loss_type=cfg.loss_type, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high,
+                    beta=cfg.beta, kl_estimator=cfg.kl_estimator,
+                )
+                if first_nonfinite(loss=loss):
+                    return "loss"
+                loss.backward()
+                share = (g1 - g0) / len(batch.prompts) / cfg.num_iterations
+                totals["loss"] += loss.item() / cfg.num_iterations
+                totals["entropy"] += masked_mean(entropy, batch.loss_mask[rows]).item() * share
+                for k, v in stats.items():
+                    totals[k] += v.item() * share
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.requires_grad], cfg.max_grad_norm
+            )
+            if first_nonfinite(gradients=grad_norm):
+                return "gradients"
+            totals["grad_norm"] += grad_norm.item() / cfg.num_iterations
+            self.optimizer.step()
+            if old_logprobs is None:
+                old_logprobs = torch.cat(first_pass)
+        return None
 
     # ------------------------------------------------------------------ evaluation
 
-    @torch.inference_mode()
     def validation_reward(self) -> dict[str, float]:
-        """Mean reward parts on the validation queries, two ways.
-
-        ``valid/reward``: greedy expansions, what serving would get. ``valid/reward_sampled``:
-        ``eval_samples_per_query`` samples at the training temperature, the quantity GRPO optimises; a fixed
-        seed makes the before/after numbers comparable (and leaves the training RNG untouched).
-        """
+        """See :func:`grpo.validation.validation_reward`; {} without validation queries."""
         if not self.valid_qids:
             return {}
-        self.model.eval()
-        cfg, names = self.cfg, PART_NAMES
         _, prompts, _ = self.make_prompts(self.valid_qids)
-        parts = self._score_samples(prompts, 1, temperature=0.0)
-        metrics = {f"valid/reward/{n}": getattr(parts, n).mean().item() for n in names}
-        if cfg.eval_samples_per_query > 0:
-            parts = self._score_samples(prompts, cfg.eval_samples_per_query, temperature=cfg.temperature,
-                                        generator=torch.Generator(self.device).manual_seed(cfg.seed + 1))
-            metrics.update({f"valid/reward_sampled/{k}": getattr(parts, k).mean().item() for k in names})
-        return metrics
-
-    def _score_samples(self, prompts: list[str], n: int, temperature: float, generator=None):
-        """Reward parts ``[len(valid_qids) * n]`` of ``n`` completions per validation prompt."""
-        rollout = sample_groups(self.model, self.tokenizer, prompts, n, max_new_tokens=self.cfg.max_completion_length,
-                                temperature=temperature, top_p=self.cfg.top_p, generator=generator)
-        expansions = [parse_completion(t, self.prompt_cfg.num_expansions) for t in rollout.texts]
-        return self.reward.score([q for q in self.valid_qids for _ in range(n)], expansions)
+        return validation_reward(self.model, self.tokenizer, self.reward, self.prompt_cfg, self.cfg,
+                                 self.valid_qids, prompts)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -329,78 +255,77 @@ class GRPOTrainer:
         return path
 
     def resume(self) -> bool:
-        found = checkpoint_dirs(self.output_dir)
-        if not found:
+        """Restore the newest readable checkpoint of output_dir (False: none there)."""
+        found = load_latest_checkpoint(self.output_dir, self.model, self.optimizer, self.scheduler, self.generator)
+        if found is None:
             return False
-        restored = load_checkpoint(found[-1], self.model, self.optimizer, self.scheduler, self.generator)
+        path, restored = found
         self.state.__dict__.update(restored.__dict__)
-        print(f"resumed from {found[-1]} at step {self.state.step}")
+        print(f"resumed from {path} at step {self.state.step}")
         if restored.max_steps and restored.max_steps != self.cfg.max_steps:
-            self._stretch_schedule(restored.max_steps)
+            stretch_schedule(self.optimizer, self.cfg, self.state.step, restored.max_steps)
         return True
-
-    def _stretch_schedule(self, old_max_steps: int) -> None:
-        """Follow the new ``max_steps`` from the next step on: the cosine is a function of the horizon, and
-        the optimizer would otherwise take one more step at the old schedule's rate, then jump."""
-        cfg, step = self.cfg, self.state.step
-        old_lr = self.optimizer.param_groups[0]["lr"]
-        for group in self.optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * warmup_cosine(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
-        print(f"--resume: max_steps {old_max_steps} -> {cfg.max_steps}: the learning-rate schedule now decays to "
-              f"step {cfg.max_steps}; the next step's rate is {self.optimizer.param_groups[0]['lr']:.3g} "
-              f"(the checkpoint's schedule: {old_lr:.3g})")
-
-    def _write_run_config(self) -> None:
-        """``config.json`` holds this run's settings; a resumed run that changed them keeps the earlier file
-        as ``config.until-step-<N>.json``, so every step's settings stay on record."""
-        path = self.output_dir / "config.json"
-        text = json.dumps(self.run_config, indent=1, default=str)
-        if self.state.step and path.exists() and path.read_text() != text:
-            path.rename(self.output_dir / f"config.until-step-{self.state.step}.json")
-        path.write_text(text)
 
     # ------------------------------------------------------------------ the loop
 
-    def train(self, resume: bool = False) -> dict[str, float]:
-        cfg = self.cfg
+    def start(self, resume: bool, overwrite: bool) -> SummaryWriter:
+        """Prepare the output folder (refuse another run's checkpoints, or clear them), resume, archive the
+        config; return the TensorBoard writer, which drops events logged after the checkpoint resumed from."""
         torch.set_num_threads(os.cpu_count() or 1)
+        check_output_dir(self.output_dir, resume, overwrite)
+        if overwrite and not resume:
+            clear_output_dir(self.output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if resume and not self.resume():
             print(f"--resume: no checkpoint in {self.output_dir}, starting fresh")
-        self._write_run_config()
-        self.state.max_steps = cfg.max_steps
-        writer = SummaryWriter(str(self.output_dir / "tb"))
+        write_run_config(self.output_dir, self.run_config, self.state.step)
+        self.state.max_steps = self.cfg.max_steps
+        # A killed run may have logged steps past its last checkpoint; the resumed run logs them again.
+        return SummaryWriter(str(self.output_dir / "tb"), purge_step=self.state.step + 1 if self.state.step else None)
 
+    def train(self, resume: bool = False, overwrite: bool = False) -> dict:
+        """Run to ``max_steps`` (or ``max_time_s``) and validate; returns the before/after rewards.
+
+        On SIGTERM/SIGINT the current step finishes, a checkpoint is written and the result is
+        ``{"stopped_by": <signal>, "step": ..., "checkpoint": ...}`` instead (no final validation)."""
+        cfg = self.cfg
+        writer = self.start(resume, overwrite)
         if self.state.step == 0 or "valid/reward/total@start" not in self.state.history:
             before = self.validation_reward()
             self.state.history.update({f"{k}@start": v for k, v in before.items()})
             log_scalars(writer, before, 0)
-            print("valid reward before training: " + _reward_summary(before))
+            print("valid reward before training: " + reward_summary(before))
 
         bar = tqdm(total=cfg.max_steps, initial=self.state.step, desc="grpo", dynamic_ncols=True)
         started = time.perf_counter()
-        while self.state.step < cfg.max_steps:
-            timer, t0 = PhaseTimer(), time.perf_counter()
-            batch = self.rollout_with_dynamic_sampling(timer)
-            update_stats = self.update(batch, timer)
-            self.state.step += 1
-            step_time = time.perf_counter() - t0
-
-            step = self.state.step
-            if step % cfg.logging_steps == 0:
-                metrics = step_metrics(batch, update_stats, timer.seconds, step_time, self.scheduler.get_last_lr()[0])
-                log_scalars(writer, metrics, step)
-            if step % cfg.log_completions_steps == 0:
-                writer.add_text("completions", completions_markdown(batch), step)
-            out_of_time = cfg.max_time_s is not None and time.perf_counter() - started >= cfg.max_time_s
-            if step % cfg.save_steps == 0 or step == cfg.max_steps or out_of_time:
-                self.save()
-            bar.update(1)
-            phases = " ".join(f"{k}={v:.1f}s" for k, v in timer.seconds.items())
-            bar.set_postfix_str(f"reward={batch.parts.total.mean().item():.3f} step={step_time:.1f}s ({phases})")
-            if out_of_time:
-                print(f"\nmax_time_s={cfg.max_time_s:g} reached after step {step}: stopping")
-                break
+        with GracefulStop() as stop:
+            while self.state.step < cfg.max_steps:
+                timer, t0 = PhaseTimer(), time.perf_counter()
+                batch = self.rollout_with_dynamic_sampling(timer)
+                update_stats, skipped = self.update(batch, timer)
+                self.state.step += 1
+                step, step_time = self.state.step, time.perf_counter() - t0
+                stopping = stop.received  # read once: a signal from here on is handled after the next step
+                check_skipped_step(skipped, self.state, cfg.max_nonfinite_steps, step)
+                if step % cfg.logging_steps == 0 or skipped:
+                    lr = self.scheduler.get_last_lr()[0]
+                    metrics = step_metrics(batch, update_stats, timer.seconds, step_time, lr)
+                    log_scalars(writer, {**metrics, "train/skipped_steps": self.state.skipped_steps}, step)
+                if step % cfg.log_completions_steps == 0:
+                    writer.add_text("completions", completions_markdown(batch), step)
+                out_of_time = cfg.max_time_s is not None and time.perf_counter() - started >= cfg.max_time_s
+                if step % cfg.save_steps == 0 or step == cfg.max_steps or out_of_time or stopping:
+                    path = self.save()
+                bar.update(1)
+                phases = " ".join(f"{k}={v:.1f}s" for k, v in timer.seconds.items())
+                bar.set_postfix_str(f"reward={batch.parts.total.mean().item():.3f} step={step_time:.1f}s ({phases})")
+                if stopping:
+                    bar.close()
+                    writer.close()
+                    return {"stopped_by": stopping, "step": step, "checkpoint": str(path)}
+                if out_of_time:
+                    print(f"\nmax_time_s={cfg.max_time_s:g} reached after step {step}: stopping")
+                    break
         bar.close()
 
         after = self.validation_reward()
@@ -409,5 +334,5 @@ class GRPOTrainer:
         writer.add_hparams(flat_hparams(self.run_config), {f"hparam/{k}": v for k, v in result.items() if "total" in k})
         writer.close()
         (self.output_dir / "result.json").write_text(json.dumps(result, indent=1))
-        print("valid reward after training: " + _reward_summary(after))
+        print("valid reward after training: " + reward_summary(after))
         return result

@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from grpo.guards import NonFiniteStepError
 from leser.config import ConfigError, LeserConfig, load_config
 
 
@@ -19,39 +20,55 @@ def _config(args) -> LeserConfig:
 
 
 def cmd_train(args) -> int:
+    from grpo.checkpoint import check_output_dir
     from grpo.trainer import GRPOTrainer
     from leser.runtime import build_reward, trainable_queries, training_queries
     from policy import load_policy
 
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run in output_dir and --overwrite replaces it: give one")
     cfg = _config(args)
+    # The cheap checks first: a reused folder or a wrong model path fails in seconds, before the catalog is embedded.
+    check_output_dir(cfg.train.output_dir, args.resume, args.overwrite)
+    model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)
     reward = build_reward(cfg)
     print(reward.dataset.summary())
     print(f"retrieval plan: {reward.plan}")
     train_qids = training_queries(cfg, reward)
     if cfg.distill.before_train:
-        cfg.policy.model = _warm_start(cfg, reward, train_qids)
+        cfg.policy.model = _warm_start(cfg, reward, train_qids, model, tokenizer)
+        model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)  # as a resumed run loads it
     valid_qids = trainable_queries(cfg, reward.dataset, "valid")
-    model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)
     trainer = GRPOTrainer(cfg.train, model, tokenizer, reward, cfg.prompt, train_qids, valid_qids,
                           lora_cfg=cfg.lora, run_config=cfg.to_dict())
-    result = trainer.train(resume=args.resume)
+    result = trainer.train(resume=args.resume, overwrite=args.overwrite)
+    if "stopped_by" in result:
+        print(f"leser train: stopped by {result['stopped_by']} after step {result['step']}, checkpoint "
+              f"{result['checkpoint']}; continue with: {resume_command(args)}")
+        return 0
     print(json.dumps(result, indent=1))
     return 0
 
 
-def _warm_start(cfg: LeserConfig, reward, train_qids: list[str]) -> str:
-    """The recipe's first stage: the distilled policy's folder, distilled now unless it is there already."""
+def _warm_start(cfg: LeserConfig, reward, train_qids: list[str], model, tokenizer) -> str:
+    """The recipe's first stage: the distilled policy's folder, distilled from ``model`` now unless it is there
+    already."""
     from grpo.distill import distill
-    from policy import load_policy
 
     out = Path(cfg.distill.output_dir)
     if (out / "distill.json").exists():
         print(f"warm start: reusing {out} (distill.json present)")
         return str(out)
-    model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)
     distill(model, tokenizer, reward, cfg.prompt, train_qids, cfg.distill, run_config=cfg.to_dict())
     print(f"warm start: distilled into {out}")
     return str(out)
+
+
+def resume_command(args) -> str:
+    """The command line that continues an interrupted ``leser train``: the same config and overrides."""
+    parts = ["leser train"] + ([f"--config {args.config}"] if args.config else [])
+    parts += [f"--set '{item}'" for item in args.set or []]
+    return " ".join(parts + ["--resume"])
 
 
 def cmd_distill(args) -> int:
@@ -60,9 +77,9 @@ def cmd_distill(args) -> int:
     from policy import load_policy
 
     cfg = _config(args)
+    model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)  # before the catalog is embedded
     reward = build_reward(cfg)
     train_qids = training_queries(cfg, reward)
-    model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)
     summary = distill(model, tokenizer, reward, cfg.prompt, train_qids, cfg.distill, run_config=cfg.to_dict())
     print(json.dumps({k: v for k, v in summary.items() if k not in ("config", "run_config")}, indent=1))
     print(f"wrote {cfg.distill.output_dir}; train from it with --set policy.model=\"{cfg.distill.output_dir}\"")
@@ -190,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = common(sub.add_parser("train", help="GRPO-train the policy"))
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an output_dir that holds an earlier run, deleting its checkpoints")
     p.set_defaults(func=cmd_train)
 
     p = common(sub.add_parser("distill", help="best-of-N self-distillation: a supervised warm start for train"))
@@ -231,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as err:
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError, NonFiniteStepError) as err:
         print(f"leser {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -8,7 +8,11 @@ Unknown tables or keys are errors: a typo must not silently fall back to a defau
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,16 +129,61 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def _build_section(cls, values: dict, where: str):
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
+def _build_section(cls, section: str, values: dict, origins: dict[str, str]):
+    """Build ``[section]`` from ``values``; every error names the key and where it was set (``origins``:
+    the config file or the ``--set`` override that gave each key)."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in names:
+            raise ConfigError(f"{origins[key]}: [{section}] unknown key {key!r}{_suggest(key, names)}")
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        expected = _type_mismatch(value, hints[key])
+        if expected:
+            raise ConfigError(f"{origins[key]}: [{section}] {key} must be {expected}, got {value!r}")
     converted = {k: tuple(v) if isinstance(v, list) and _is_tuple_field(cls, k) else v for k, v in values.items()}
     try:
         return cls(**converted)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"{where}: {err}") from None
+        key = getattr(err, "key", None)
+        where = origins[key] if key in origins else ", ".join(dict.fromkeys(origins.values())) or "defaults"
+        raise ConfigError(f"{where}: [{section}] {err}") from None
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    """``; did you mean 'x'?`` for a near miss, else the list of known names."""
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; known: {sorted(known)}"
+
+
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+
+
+def _type_mismatch(value: Any, hint: Any) -> str | None:
+    """None when ``value`` (as TOML gives it) fits the annotation ``hint``, else the expected type in words.
+
+    Checked here, so a wrong type names its key instead of failing later inside torch; nan and inf are
+    refused for numbers, since no option means anything with them."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        options = [a for a in args if a is not type(None)]
+        fits = any(_type_mismatch(value, a) is None for a in options)
+        return None if fits else " or ".join(_type_mismatch(object(), a) or str(a) for a in options)
+    if origin in (list, tuple):
+        item = args[0]
+        fits = isinstance(value, (list, tuple)) and all(_type_mismatch(v, item) is None for v in value)
+        return None if fits else f"a list of {_TYPE_WORDS.get(item, str(item)).removeprefix('a ').removeprefix('an ')}s"
+    if hint is bool:
+        fits = isinstance(value, bool)
+    elif hint is int:
+        fits = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        fits = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    elif hint is str:
+        fits = isinstance(value, str)
+    else:
+        return None  # a type this checker does not know: the dataclass decides
+    return None if fits else _TYPE_WORDS[hint]
 
 
 def _is_tuple_field(cls, name: str) -> bool:
@@ -143,7 +192,9 @@ def _is_tuple_field(cls, name: str) -> bool:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> LeserConfig:
-    """Read ``path`` (TOML), then apply ``section.key=value`` overrides (values in TOML syntax)."""
+    """Read ``path`` (TOML), then apply ``section.key=value`` overrides (values in TOML syntax).
+
+    Errors name the key, its allowed type or range, and where it was set: the file or the ``--set``."""
     raw: dict[str, dict] = {}
     source = "defaults"
     if path is not None:
@@ -154,22 +205,27 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             raise ConfigError(f"config file not found: {path}") from None
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{path}: invalid TOML: {err}") from None
+    origins = {(section, key): source for section, values in raw.items() if isinstance(values, dict)
+               for key in values}
+    table_origins = dict.fromkeys(raw, source)
     for item in overrides:
         key, sep, value = item.partition("=")
         section, dot, name = key.strip().partition(".")
         if not sep or not dot:
             raise ConfigError(f"override {item!r} must look like section.key=value")
         raw.setdefault(section, {})[name] = _parse_value(value.strip())
+        origins[section, name] = f"--set {item}"
+        table_origins.setdefault(section, f"--set {item}")
 
     sections = {f.name: f.default_factory for f in dataclasses.fields(LeserConfig)}
-    unknown = sorted(set(raw) - set(sections))
-    if unknown:
-        raise ConfigError(f"{source}: unknown table(s) {unknown}; known: {sorted(sections)}")
+    for name in raw:
+        if name not in sections:
+            raise ConfigError(f"{table_origins[name]}: unknown table [{name}]{_suggest(name, list(sections))}")
     built = {}
     for name, factory in sections.items():
         cls = type(factory())
         values = raw.get(name, {})
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: [{name}] must be a table")
-        built[name] = _build_section(cls, values, f"{source} [{name}]")
+        built[name] = _build_section(cls, name, values, {k: origins[name, k] for k in values})
     return LeserConfig(**built)

@@ -165,7 +165,18 @@ def provenance(cfg: LeserConfig) -> dict:
             "config": cfg.to_dict()}
 
 
+def check_checkpoint_paths(cfg: LeserConfig) -> None:
+    """Every trained row's folder must exist and hold an HF model: a typo must fail in a second, not after
+    the 15-20 minutes of zero-shot generation that come before the checkpoint rows."""
+    for label, path in _checkpoint_rows(cfg):
+        folder = Path(path).expanduser()
+        if not (folder / "config.json").is_file():
+            problem = "not an HF model folder (no config.json)" if folder.is_dir() else "no such folder"
+            raise FileNotFoundError(f"[eval] checkpoint {label!r}: {folder}: {problem}")
+
+
 def run_evaluation(cfg: LeserConfig) -> dict:
+    check_checkpoint_paths(cfg)
     dataset = load_dataset(cfg.data.path)
     print(dataset.summary())
     qids = trainable_queries(cfg, dataset, cfg.eval.split)[: cfg.eval.max_queries]

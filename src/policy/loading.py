@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -147,8 +148,34 @@ def prepare_tokenizer(tokenizer):
 
 
 def _looks_like_local_path(name: str) -> bool:
-    """Hub ids are ``name`` or ``org/name``; anything else with a path shape is meant as a local dir."""
-    return name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
+    """Hub ids are ``name`` or ``org/name``; anything else with a path shape is meant as a local dir, and so
+    is ``runs/x`` when a local ``runs`` folder exists (the hub has no say over a folder the user can see)."""
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name:
+        return True
+    return "/" in name and Path(name.split("/")[0]).is_dir()
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except ValueError:  # not a valid repo id at all
+        return False
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether a download could work: offline, a hub id that is not cached is a missing folder, and saying
+    so at once beats five retries and a traceback. Behind a proxy the hub is given the benefit of the doubt."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
 
 
 def load_policy(
@@ -172,9 +199,20 @@ def load_policy(
             if not (path / "config.json").is_file():
                 raise FileNotFoundError(f"{path} is not an HF model directory (no config.json)")
             source = str(path)
+        elif not _in_hub_cache(source) and not _hub_reachable():
+            raise FileNotFoundError(f"policy {source!r}: no such folder ({path.absolute()}), and as a hub id it is "
+                                    f"neither in the local cache nor downloadable (the hub is unreachable)")
     torch_dtype = resolve_dtype(dtype)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
-    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(source))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
+        tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(source))
+    except OSError as err:
+        if Path(source).is_dir():
+            raise
+        # A missing relative folder such as runs/cpu_distill has a hub id's shape: say both, in one line.
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise FileNotFoundError(f"policy {source!r}: no such folder ({Path(source).expanduser().absolute()}), "
+                                f"and not a model the hub or its cache could give ({reason})") from None
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model.to(resolve_device(device)).eval(), tokenizer

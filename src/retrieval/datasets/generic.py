@@ -43,7 +43,10 @@ def load_generic(folder: Path) -> Dataset:
 
     _read_qrels(folder / "qrels.tsv", builder)
     name = str(meta.get("name", folder.name))
-    return builder.build(name, relevant_gain=float(meta.get("relevant_gain", 1.0)), source=folder / "qrels.tsv")
+    relevant_gain = float(meta.get("relevant_gain", 1.0))
+    if not math.isfinite(relevant_gain):
+        raise DatasetError(f"{folder / 'dataset.json'}: relevant_gain {relevant_gain} is not a finite number")
+    return builder.build(name, relevant_gain=relevant_gain, source=folder / "qrels.tsv")
 
 
 def _read_qrels(path: Path, builder: Builder) -> None:
@@ -60,8 +63,7 @@ def _read_qrels(path: Path, builder: Builder) -> None:
                 skips.add("gain is not a number")
             continue
         if not math.isfinite(gain):  # a nan or inf gain would turn every metric and reward it touches into nan
-            skips.add("gain is not finite")
-            continue
+            raise DatasetError(f"{path}: line {line_no}: gain {row[2].strip()!r} is not a finite number")
         qid = builder.alias.get(row[0].strip())
         if qid is None:
             skips.add("unknown query id")

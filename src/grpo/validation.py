@@ -1,0 +1,44 @@
+"""The validation reward measured before and after training: what the run's result reports."""
+from __future__ import annotations
+
+import torch
+
+from grpo.config import GRPOConfig
+from policy import PromptConfig, parse_completion, sample_groups
+from reward import PART_NAMES as PARTS, RewardParts, SearchReward
+
+
+def score_samples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptConfig, cfg: GRPOConfig,
+                  qids: list[str], prompts: list[str], n: int, temperature: float, generator=None) -> RewardParts:
+    """Reward parts ``[len(qids) * n]`` of ``n`` completions per prompt."""
+    rollout = sample_groups(model, tokenizer, prompts, n, max_new_tokens=cfg.max_completion_length,
+                            temperature=temperature, top_p=cfg.top_p, generator=generator)
+    expansions = [parse_completion(t, prompt_cfg.num_expansions) for t in rollout.texts]
+    return reward.score([q for q in qids for _ in range(n)], expansions)
+
+
+@torch.inference_mode()
+def validation_reward(model, tokenizer, reward: SearchReward, prompt_cfg: PromptConfig, cfg: GRPOConfig,
+                      qids: list[str], prompts: list[str]) -> dict[str, float]:
+    """Mean reward parts on the validation queries, two ways.
+
+    ``valid/reward``: greedy expansions, what serving would get. ``valid/reward_sampled``:
+    ``eval_samples_per_query`` samples at the training temperature, the quantity GRPO optimises; a fixed
+    seed makes the before/after numbers comparable (and leaves the training RNG untouched).
+    """
+    model.eval()
+    parts = score_samples(model, tokenizer, reward, prompt_cfg, cfg, qids, prompts, 1, temperature=0.0)
+    metrics = {f"valid/reward/{n}": getattr(parts, n).mean().item() for n in PARTS}
+    if cfg.eval_samples_per_query > 0:
+        device = next(model.parameters()).device
+        parts = score_samples(model, tokenizer, reward, prompt_cfg, cfg, qids, prompts, cfg.eval_samples_per_query,
+                              temperature=cfg.temperature, generator=torch.Generator(device).manual_seed(cfg.seed + 1))
+        metrics.update({f"valid/reward_sampled/{k}": getattr(parts, k).mean().item() for k in PARTS})
+    return metrics
+
+
+def reward_summary(metrics: dict[str, float]) -> str:
+    """The progress line's view of :func:`validation_reward`."""
+    nan = float("nan")
+    return (f"greedy {metrics.get('valid/reward/total', nan):.4f}, "
+            f"sampled {metrics.get('valid/reward_sampled/total', nan):.4f}")
