@@ -5,7 +5,6 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 from leser.config import ConfigError, LeserConfig, load_config
@@ -174,7 +173,9 @@ def cmd_merge(args) -> int:
 
 
 def cmd_show_config(args) -> int:
-    print(json.dumps(asdict(_config(args)), indent=1, default=str))
+    from leser.config import to_toml
+
+    print(to_toml(_config(args)), end="")
     return 0
 
 
@@ -220,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="the base the adapter was trained on (default: the config's policy)")
     p.set_defaults(func=cmd_merge)
 
-    p = common(sub.add_parser("config", help="print the resolved config"))
+    p = common(sub.add_parser("config", help="print the resolved config as TOML (--config reads it back)"))
     p.set_defaults(func=cmd_show_config)
     return parser
 
