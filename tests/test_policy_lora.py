@@ -135,7 +135,8 @@ def test_peft_loads_our_adapter_and_its_logits_match_our_merged_model(tiny_llama
     expected = logits(merge_lora(ours))
     assert not torch.allclose(expected, logits(AutoModelForCausalLM.from_pretrained(base_dir)), atol=1e-3)
 
-    loaded = peft.PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), tmp_path / "ckpt").eval()
+    base = AutoModelForCausalLM.from_pretrained(base_dir)
+    loaded = peft.PeftModel.from_pretrained(base, tmp_path / "ckpt" / "peft").eval()
     torch.testing.assert_close(logits(loaded), expected, atol=1e-5, rtol=0)
     assert loaded.peft_config["default"].lora_alpha == 6 and loaded.peft_config["default"].r == 2
     assert loaded.peft_config["default"].base_model_name_or_path == str(base_dir)
@@ -149,4 +150,4 @@ def test_peft_loads_our_adapter_and_its_logits_match_our_merged_model(tiny_llama
         with safe_open(str(folder / "adapter_model.safetensors"), framework="pt") as f:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
 
-    assert shapes(tmp_path / "ckpt") == shapes(tmp_path / "reference")
+    assert shapes(tmp_path / "ckpt" / "peft") == shapes(tmp_path / "reference")

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from grpo.batch import StepBatch, concat_batches, select_groups
 from grpo.checkpoint import TrainingState, checkpoint_dirs, load_checkpoint, save_checkpoint
 from grpo.config import GRPOConfig
+from grpo.model_card import write_model_card
 from grpo.logs import completions_markdown, flat_hparams, log_scalars, step_metrics
 from grpo.objective import LossNormalizer, group_advantages, grpo_loss, masked_mean, zero_std_groups
 from policy import (
@@ -326,6 +327,7 @@ class GRPOTrainer:
         if self.cfg.use_lora:
             # The adapter alone (a few MB) is what travels back from a rented GPU; policy.load_adapter applies it.
             save_adapter(self.model, path / "adapter.safetensors", self.lora_cfg)
+        write_model_card(path, self.run_config, self.state.step, self.state.history, lora=self.cfg.use_lora)
         return path
 
     def resume(self) -> bool:

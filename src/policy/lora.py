@@ -144,8 +144,10 @@ def save_adapter(model: nn.Module, path: str | Path, cfg: LoraConfig, peft: bool
     """Write only the LoRA tensors to one safetensors file, with ``cfg`` in its metadata.
 
     A few MB instead of the whole model: what to ship back from a remote GPU run, or to keep per experiment.
-    With ``peft``, the same adapter is also written beside it in PEFT's format (:func:`save_peft_adapter`),
-    so ``peft.PeftModel.from_pretrained(base, path.parent)`` loads it too.
+    With ``peft``, the same adapter is also written in PEFT's format to the ``peft/`` folder beside it
+    (:func:`save_peft_adapter`), so ``peft.PeftModel.from_pretrained(base, path.parent / "peft")`` loads it.
+    A subfolder, not ``path.parent`` itself: when a folder holds both a model and ``adapter_config.json``,
+    transformers' ``from_pretrained`` applies the adapter on top, which would add a merged LoRA twice.
     """
     from safetensors.torch import save_file
 
@@ -157,11 +159,13 @@ def save_adapter(model: nn.Module, path: str | Path, cfg: LoraConfig, peft: bool
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)
     if peft:
-        save_peft_adapter(model, path.parent, cfg)
+        save_peft_adapter(model, path.parent / PEFT_DIR, cfg)
     return path
 
 
 PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE = "adapter_config.json", "adapter_model.safetensors"
+PEFT_DIR = "peft"
+"""Where :func:`save_adapter` puts the PEFT copy, relative to its own file's folder."""
 
 
 def peft_adapter_config(model: nn.Module, cfg: LoraConfig, base_model: str | None = None) -> dict:
