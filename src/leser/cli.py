@@ -1,4 +1,4 @@
-"""``leser train | distill | eval | expand | precompute | merge | serve | config``: a thin layer that reads the config and calls the packages."""
+"""``leser train | distill | eval | expand | precompute | merge``: a thin layer that reads the config and calls the packages."""
 from __future__ import annotations
 
 import argparse
