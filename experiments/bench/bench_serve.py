@@ -112,11 +112,13 @@ def main() -> None:
         raise SystemExit(f"the test split has {len(texts)} queries; need {needed}")
 
     server, thread, url = start_server(create_app(expander))
+    print(f"serving at {url} after {startup_s:.0f}s; {needed} requests, {args.concurrency} at a time", flush=True)
     phases = {}
     try:
         batches_before = expander.batches
         phases["generated"] = load_phase(url, chunk(tail, args.queries_per_request), args.concurrency)
         phases["generated"]["generate_calls"] = expander.batches - batches_before
+        print(f"generated: {phases['generated']}", flush=True)
         if head:
             for query, expansions in zip(head, expander.expand(head).result()):
                 expander.precomputed[query_key(query)] = expansions["expansions"]
