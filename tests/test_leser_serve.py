@@ -54,6 +54,7 @@ def server(eval_overrides, tmp_path):  # noqa: F811
 def check_result(result: dict, query: str, cfg_max: int = 3) -> None:
     assert result["query"] == query and result["source"] in ("precomputed", "generated")
     assert len(result["expansions"]) <= cfg_max and all(isinstance(e, str) for e in result["expansions"])
+    assert set(result["violations"]) <= set(RULES) and (result["expansions"] or result["violations"])
     for dropped in result["dropped"]:
         assert dropped["violations"] and set(dropped["violations"]) <= set(RULES)
 
@@ -72,6 +73,7 @@ def test_expand_answers_head_queries_from_the_table_and_generates_the_rest(serve
     assert {d["expansion"]: d["violations"] for d in head["dropped"]} == {
         "x": ["too_short"], "see www.drills.com": ["url_or_price"], "Drill  with battery": ["duplicate"],
         "cordless drill": ["equals_query"], "drill light": ["count"]}
+    assert head["violations"] == ["count", "too_short", "duplicate", "equals_query", "url_or_price"]
     assert expander.batches == 1
     assert httpx.get(f"{url}/health").json() == {"status": "ok", "precomputed": 1, "batches": 1}
 

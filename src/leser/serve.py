@@ -6,7 +6,8 @@ gathered into micro-batches by one worker thread, since one generate call over 8
 than over 1 on a CPU, and torch should not run two generations at once anyway.
 
 Every answer passes the platform rules: ``expansions`` are what a platform would run (``reward.usable``),
-``dropped`` the others, each with the rules it breaks (``reward.check``), so a caller can see why.
+``dropped`` the others, each with the rules it breaks (``reward.check``), so a caller can see why, and
+``violations`` the rules the whole answer breaks (``unparsable`` when the policy gave no expansion).
 
 Needs the ``serve`` extra (FastAPI + uvicorn).
 """
@@ -72,7 +73,9 @@ def judge(query: str, expansions: list[str], cfg: LeserConfig) -> dict:
             repeats = any("duplicate" in check([earlier, expansion], query, cfg.rules) for earlier in expansions[:i])
             violations = ["duplicate"] if repeats else ["count"]
         dropped.append({"expansion": expansion, "violations": violations})
-    return {"query": query, "expansions": kept, "dropped": dropped}
+    # The whole answer's violations, as the reward counts them: shows "unparsable" when nothing was dropped
+    # because the policy gave no expansion at all.
+    return {"query": query, "expansions": kept, "dropped": dropped, "violations": check(expansions, query, cfg.rules)}
 
 
 @dataclass
