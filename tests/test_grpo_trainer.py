@@ -96,6 +96,11 @@ def test_lora_training_changes_only_adapters_and_exports_plain_weights(tmp_path,
     base = load_adapter(build_tiny_llama(tiny_tokenizer).eval(), ckpt / "adapter.safetensors")
     with torch.no_grad():
         assert torch.allclose(base(ids).logits, reloaded(ids).logits, atol=1e-5)
+    # beside it, the same adapter in PEFT's format (in peft/: from_pretrained(ckpt) must not apply it twice)
+    assert json.loads((ckpt / "peft" / "adapter_config.json").read_text())["peft_type"] == "LORA"
+    assert (ckpt / "peft" / "adapter_model.safetensors").is_file() and not (ckpt / "adapter_config.json").exists()
+    card = (ckpt / "README.md").read_text()
+    assert "**Steps:** 2 of 2 (LoRA" in card and "| valid/reward/total@start |" in card and "PeftModel" in card
 
 
 def test_max_time_stops_and_saves(tmp_path, tiny_tokenizer, tiny_llama):

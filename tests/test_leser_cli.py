@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from leser.cli import main
-from leser.config import ConfigError, load_config
+from leser.config import ConfigError, load_config, to_toml
 
 CONFIGS = sorted((Path(__file__).parents[1] / "experiments" / "configs").glob("*.toml"))
 
@@ -63,7 +63,22 @@ def test_cli_reports_errors_without_traceback(capsys, tmp_path):
 
 def test_cli_config_prints_resolved_values(capsys):
     assert main(["config", "--set", "train.max_steps=7"]) == 0
-    assert '"max_steps": 7' in capsys.readouterr().out
+    assert "\nmax_steps = 7\n" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("path", [None, *CONFIGS], ids=lambda p: getattr(p, "name", "defaults"))
+def test_cli_config_prints_toml_that_reads_back_identically(path, tmp_path, capsys):
+    overrides = ["train.learning_rate=3.3e-06", "reward.deep_weight=0.1", "engine.rrf_k=7", """data.path='a "b" é'""",
+                 "rules.banned_terms=['x', \"it's\"]", "lora.target_modules=['q_proj']", "train.use_lora=true"]
+    cfg = load_config(path, overrides)
+    args = ["config", *(["--config", str(path)] if path else []), *[x for o in overrides for x in ("--set", o)]]
+    assert main(args) == 0
+    printed = tmp_path / "printed.toml"
+    printed.write_text(capsys.readouterr().out, encoding="utf-8")
+    again = load_config(printed)
+    assert again.to_dict() == cfg.to_dict()
+    assert to_toml(again) == printed.read_text(encoding="utf-8")  # types too: 1.0 stays a float
+    assert again.lora.target_modules == ("q_proj",) and again.data.path == 'a "b" é'
 
 
 def test_cli_merge_writes_a_plain_model(tmp_path, tiny_tokenizer, capsys):

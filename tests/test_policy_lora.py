@@ -113,3 +113,41 @@ def test_bad_config_and_no_match(tiny_llama):
         LoraConfig(r=0)
     with pytest.raises(ValueError, match="no nn.Linear"):
         apply_lora(tiny_llama, LoraConfig(target_modules=("nope",)))
+
+
+def test_peft_loads_our_adapter_and_its_logits_match_our_merged_model(tiny_llama, tiny_tokenizer, tmp_path):
+    peft = pytest.importorskip("peft")
+    from conftest import build_tiny_llama
+    from safetensors import safe_open
+
+    base_dir = tmp_path / "base"
+    build_tiny_llama(tiny_tokenizer).save_pretrained(base_dir)
+    from transformers import AutoModelForCausalLM
+
+    ours = AutoModelForCausalLM.from_pretrained(base_dir).eval()
+    cfg = LoraConfig(r=2, alpha=6, dropout=0.1, target_modules=("q_proj", "v_proj", "down_proj"))
+    params = apply_lora(ours, cfg)
+    ours.train()
+    for _ in range(3):
+        train_step(ours, params, lr=0.5)
+    ours.eval()
+    save_adapter(ours, tmp_path / "ckpt" / "adapter.safetensors", cfg)
+    expected = logits(merge_lora(ours))
+    assert not torch.allclose(expected, logits(AutoModelForCausalLM.from_pretrained(base_dir)), atol=1e-3)
+
+    base = AutoModelForCausalLM.from_pretrained(base_dir)
+    loaded = peft.PeftModel.from_pretrained(base, tmp_path / "ckpt" / "peft").eval()
+    torch.testing.assert_close(logits(loaded), expected, atol=1e-5, rtol=0)
+    assert loaded.peft_config["default"].lora_alpha == 6 and loaded.peft_config["default"].r == 2
+    assert loaded.peft_config["default"].base_model_name_or_path == str(base_dir)
+
+    # The same file names, key names and shapes as PEFT's own save_pretrained for the same LoRA.
+    reference = peft.get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir), peft.LoraConfig(
+        r=2, lora_alpha=6, target_modules=list(cfg.target_modules), task_type="CAUSAL_LM"))
+    reference.save_pretrained(tmp_path / "reference")
+
+    def shapes(folder):
+        with safe_open(str(folder / "adapter_model.safetensors"), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+
+    assert shapes(tmp_path / "ckpt" / "peft") == shapes(tmp_path / "reference")

@@ -5,7 +5,6 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 from grpo.guards import NonFiniteStepError
@@ -190,8 +189,20 @@ def cmd_merge(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    """Blocks until interrupted: ``POST /expand`` on ``--host``/``--port`` (see leser.serve)."""
+    try:
+        from leser.serve import serve
+    except ImportError as err:
+        raise ConfigError(f"leser serve needs the serve extra: pip install 'leser[serve]' ({err})") from None
+    serve(_config(args), host=args.host, port=args.port, precomputed=args.precomputed, micro_batch=args.micro_batch)
+    return 0
+
+
 def cmd_show_config(args) -> int:
-    print(json.dumps(asdict(_config(args)), indent=1, default=str))
+    from leser.config import to_toml
+
+    print(to_toml(_config(args)), end="")
     return 0
 
 
@@ -239,7 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="the base the adapter was trained on (default: the config's policy)")
     p.set_defaults(func=cmd_merge)
 
-    p = common(sub.add_parser("config", help="print the resolved config"))
+    p = common(sub.add_parser("serve", help="answer POST /expand {\"queries\": [...]} over HTTP (serve extra)"))
+    p.add_argument("--model", help="policy folder or HF id (default: the config's)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--precomputed", help="JSONL from leser precompute: head queries answered without generating")
+    p.add_argument("--micro-batch", type=int, default=8, help="most queries per generate call")
+    p.set_defaults(func=cmd_serve)
+
+    p = common(sub.add_parser("config", help="print the resolved config as TOML (--config reads it back)"))
     p.set_defaults(func=cmd_show_config)
     return parser
 

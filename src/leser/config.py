@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import tomllib
 import types
@@ -229,3 +230,30 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             raise ConfigError(f"{source}: [{name}] must be a table")
         built[name] = _build_section(cls, name, values, {k: origins[name, k] for k in values})
     return LeserConfig(**built)
+
+
+def to_toml(cfg: LeserConfig) -> str:
+    """``cfg`` as TOML that :func:`load_config` reads back to the same values (``leser config`` prints it).
+
+    A key whose value is None is written as a comment: TOML has no null, and None is each such key's default.
+    Floats use ``repr``, the shortest text that parses back to the same float."""
+    lines: list[str] = []
+    for section, values in cfg.to_dict().items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            lines.append(f"# {key} = (none)" if value is None else f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        # A JSON string is a TOML basic string, except that TOML also wants DEL escaped.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {type(value).__name__}: {value!r}")

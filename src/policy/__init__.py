@@ -6,7 +6,8 @@ Self-contained: it depends on torch/transformers only, never on ``retrieval``, `
 from .expand import expand_queries
 from .loading import convert_gguf, default_policy_dir, load_policy
 from .logprobs import completion_logprobs, naive_completion_logprobs
-from .lora import LoraConfig, apply_lora, load_adapter, lora_state_dict, merge_lora, save_adapter
+from .lora import (LoraConfig, apply_lora, load_adapter, lora_state_dict, merge_lora, save_adapter,
+                   save_peft_adapter)
 from .prompts import PromptConfig, build_prompt, parse_completion
 from .sampling import Rollout, sample_groups
 
@@ -28,4 +29,5 @@ __all__ = [
     "lora_state_dict",
     "load_adapter",
     "save_adapter",
+    "save_peft_adapter",
 ]

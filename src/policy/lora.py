@@ -140,10 +140,14 @@ def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items() if k.endswith((".lora_A", ".lora_B"))}
 
 
-def save_adapter(model: nn.Module, path: str | Path, cfg: LoraConfig) -> Path:
+def save_adapter(model: nn.Module, path: str | Path, cfg: LoraConfig, peft: bool = True) -> Path:
     """Write only the LoRA tensors to one safetensors file, with ``cfg`` in its metadata.
 
     A few MB instead of the whole model: what to ship back from a remote GPU run, or to keep per experiment.
+    With ``peft``, the same adapter is also written in PEFT's format to the ``peft/`` folder beside it
+    (:func:`save_peft_adapter`), so ``peft.PeftModel.from_pretrained(base, path.parent / "peft")`` loads it.
+    A subfolder, not ``path.parent`` itself: when a folder holds both a model and ``adapter_config.json``,
+    transformers' ``from_pretrained`` applies the adapter on top, which would add a merged LoRA twice.
     """
     from safetensors.torch import save_file
 
@@ -154,7 +158,58 @@ def save_adapter(model: nn.Module, path: str | Path, cfg: LoraConfig) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)
+    if peft:
+        save_peft_adapter(model, path.parent / PEFT_DIR, cfg)
     return path
+
+
+PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE = "adapter_config.json", "adapter_model.safetensors"
+PEFT_DIR = "peft"
+"""Where :func:`save_adapter` puts the PEFT copy, relative to its own file's folder."""
+
+
+def peft_adapter_config(model: nn.Module, cfg: LoraConfig, base_model: str | None = None) -> dict:
+    """PEFT's ``adapter_config.json`` for this adapter (peft ``tuners/lora/config.py`` field names).
+
+    Only the fields that decide how PEFT rebuilds the layers are written; PEFT fills the rest with its
+    defaults, so older and newer PEFT versions both read the file. ``target_modules`` lists the leaf names
+    that were actually adapted, which PEFT matches as suffixes of module paths, as :func:`apply_lora` does.
+    """
+    adapted = sorted({name.rpartition(".")[2] for name, m in model.named_modules() if isinstance(m, LoraLinear)})
+    alpha = int(cfg.alpha) if float(cfg.alpha).is_integer() else cfg.alpha
+    return {
+        "peft_type": "LORA", "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": base_model or getattr(model, "name_or_path", None) or None,
+        "r": cfg.r, "lora_alpha": alpha, "lora_dropout": cfg.dropout, "target_modules": adapted,
+        "bias": "none", "fan_in_fan_out": False, "use_rslora": False, "use_dora": False,
+        "init_lora_weights": True, "modules_to_save": None, "inference_mode": True,
+        "layers_to_transform": None, "layers_pattern": None, "rank_pattern": {}, "alpha_pattern": {},
+        "revision": None,
+    }
+
+
+def peft_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The LoRA tensors under PEFT's saved key names: ``base_model.model.<module path>.lora_A.weight``.
+
+    PEFT's ``lora_A``/``lora_B`` are Linear layers whose weights are ``[r, in]``/``[out, r]``, the shapes of
+    ours, and its scale is ``lora_alpha / r`` as here, so the tensors travel unchanged."""
+    return {f"base_model.model.{k}.weight": v.contiguous() for k, v in lora_state_dict(model).items()}
+
+
+def save_peft_adapter(model: nn.Module, folder: str | Path, cfg: LoraConfig, base_model: str | None = None) -> Path:
+    """Write ``adapter_config.json`` + ``adapter_model.safetensors`` into ``folder``, as PEFT's ``save_pretrained``
+    does, for users whose stack loads adapters with ``peft`` (vLLM, TGI, ``PeftModel.from_pretrained``)."""
+    from safetensors.torch import save_file
+
+    tensors = peft_state_dict(model)
+    if not tensors:
+        raise ValueError("the model has no LoRA layers to save")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(folder / PEFT_WEIGHTS_FILE), metadata={"format": "pt"})
+    config = peft_adapter_config(model, cfg, base_model)
+    (folder / PEFT_CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return folder
 
 
 def load_adapter(model: nn.Module, path: str | Path) -> nn.Module:
