@@ -24,7 +24,6 @@ def pad_results(ids: torch.Tensor, scores: torch.Tensor, k: int) -> tuple[torch.
     )
 
 
-
 def fuse_with_scores(
     ranked_lists: Sequence[torch.Tensor],
     how: str = "rrf",
