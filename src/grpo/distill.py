@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from policy import PromptConfig, build_prompt, completion_logprobs, parse_completion, sample_groups
 from retrieval import title_expansions
+from grpo.model_card import write_settings
 from reward import SearchReward
 
 
@@ -251,6 +252,8 @@ def distill(model, tokenizer, reward: SearchReward, prompt_cfg: PromptConfig, tr
     tokenizer.save_pretrained(out)
     summary = {"config": asdict(cfg), **stats, "run_config": run_config or {}}
     (out / "distill.json").write_text(json.dumps(summary, indent=1))
+    if run_config:
+        write_settings(out, run_config)
     with (out / "examples.jsonl").open("w", encoding="utf-8") as f:
         for e in examples:
             f.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")

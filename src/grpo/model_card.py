@@ -5,9 +5,13 @@ it says in words what ``config.json`` and ``training_state.json`` hold in number
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 CARD_FILE = "README.md"
+SETTINGS_FILE = "leser_settings.json"
+"""The settings a policy was trained with and must be served with: what it was shown and what it may write."""
+SETTINGS_SECTIONS = ("prompt", "rules", "reward", "engine")
 REWARD_KEYS = ("relevance", "relevance_on", "relevance_weight", "coverage_weight", "deep_weight", "rule_penalty")
 
 
@@ -79,4 +83,13 @@ def write_model_card(folder: str | Path, run_config: dict, step: int, history: d
     """Write :func:`model_card` to ``folder/README.md``; returns its path."""
     path = Path(folder) / CARD_FILE
     path.write_text(model_card(run_config, step, history, lora), encoding="utf-8")
+    return path
+
+
+def write_settings(folder: str | Path, run_config: dict) -> Path:
+    """``folder/leser_settings.json``: the run's resolved ``[prompt]``, ``[rules]``, ``[reward]`` and ``[engine]``,
+    which ``leser expand``, ``precompute``, ``serve`` and ``eval`` read back, so a checkpoint is served as trained."""
+    path = Path(folder) / SETTINGS_FILE
+    settings = {name: run_config[name] for name in SETTINGS_SECTIONS if name in run_config}
+    path.write_text(json.dumps(settings, indent=1, default=str), encoding="utf-8")
     return path

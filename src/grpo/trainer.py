@@ -34,7 +34,7 @@ from grpo.checkpoint import (
 from grpo.config import GRPOConfig
 from grpo.guards import GracefulStop, check_skipped_step, first_nonfinite
 from grpo.logs import PhaseTimer, completions_markdown, flat_hparams, log_scalars, step_metrics
-from grpo.model_card import write_model_card
+from grpo.model_card import write_model_card, write_settings
 from grpo.objective import LossNormalizer, group_advantages, grpo_loss, masked_mean, zero_std_groups
 from grpo.schedule import seed_everything, warmup_cosine
 from grpo.validation import reward_summary, validation_reward
@@ -254,6 +254,7 @@ class GRPOTrainer:
             # The adapter alone (a few MB) is what travels back from a rented GPU; policy.load_adapter applies it.
             save_adapter(self.model, path / "adapter.safetensors", self.lora_cfg)
         write_model_card(path, self.run_config, self.state.step, self.state.history, lora=self.cfg.use_lora)
+        write_settings(path, self.run_config)
         return path
 
     def resume(self) -> bool:

@@ -8,13 +8,23 @@ import sys
 from pathlib import Path
 
 from grpo.guards import NonFiniteStepError
-from leser.config import ConfigError, LeserConfig, load_config
+from leser.config import ConfigError, LeserConfig, checkpoint_overrides, load_config
+
+SERVING_COMMANDS = ("expand", "precompute", "serve")
+"""Commands that answer with a trained policy: they take its stored settings."""
 
 
 def _config(args) -> LeserConfig:
-    overrides = list(args.set or [])
-    if getattr(args, "model", None):
-        overrides.append(f'policy.model="{args.model}"')
+    """The config file, then (for a ``--model`` that carries them) the prompt and rules it was trained with, then
+    ``--set``: a checkpoint is served as it was trained unless told otherwise."""
+    model = getattr(args, "model", None)
+    stored = checkpoint_overrides(model) if getattr(args, "command", "") in SERVING_COMMANDS else []
+    if stored:
+        print(f"using the [prompt] and [rules] {model} was trained with (leser_settings.json); --set overrides them",
+              file=sys.stderr)
+    overrides = stored + list(args.set or [])
+    if model:
+        overrides.append(f'policy.model="{model}"')
     return load_config(args.config, overrides)
 
 
@@ -109,16 +119,17 @@ def _expander(cfg: LeserConfig):
 
 
 def _expand_batch(queries: list[str], reward, model, tokenizer, cfg: LeserConfig):
-    """Context titles and expansions for free-text queries (greedy unless [eval] temperature says otherwise)."""
+    """Context titles and judged expansions (:func:`reward.judge`: kept, dropped with their rules) for free-text
+    queries, greedy unless [eval] temperature says otherwise."""
     from policy import expand_queries
-
     from retrieval.plan import top_titles
+    from reward import judge
 
     texts = reward.dataset.product_texts
     contexts = [top_titles(texts, ranking, cfg.prompt.context_k) for ranking in reward.plan.rank(queries)]
     expansions = expand_queries(model, tokenizer, queries, contexts, cfg.prompt,
                                 max_new_tokens=cfg.eval.max_new_tokens, temperature=cfg.eval.temperature)
-    return contexts, [e[: cfg.prompt.num_expansions] for e in expansions]
+    return contexts, [judge(q, e, cfg.rules) for q, e in zip(queries, expansions)]
 
 
 def cmd_expand(args) -> int:
@@ -129,13 +140,17 @@ def cmd_expand(args) -> int:
     if args.n is not None:
         cfg.prompt.num_expansions = args.n
     reward, model, tokenizer = _expander(cfg)
-    [context], [expansions] = _expand_batch([query], reward, model, tokenizer, cfg)
+    [context], [judged] = _expand_batch([query], reward, model, tokenizer, cfg)
     print(f"query: {query}\ncontext ({len(context)} results):")
     for i, title in enumerate(context, 1):
         print(f"  {i}. {title}")
     print("expansions:")
-    for e in expansions:
+    for e in judged["expansions"]:
         print(f"  - {e}")
+    if args.show_dropped:
+        print("dropped by the platform rules:" if judged["dropped"] else "dropped by the platform rules: none")
+        for d in judged["dropped"]:
+            print(f"  - {d['expansion']}  ({', '.join(d['violations'])})")
     return 0
 
 
@@ -162,9 +177,11 @@ def cmd_precompute(args) -> int:
     with tmp.open("w", encoding="utf-8") as f, tqdm(total=len(queries), desc="expand") as bar:
         for i in range(0, len(queries), args.batch_size):
             batch = queries[i : i + args.batch_size]
-            _, expansions = _expand_batch(batch, reward, model, tokenizer, cfg)
-            for q, e in zip(batch, expansions):
-                f.write(json.dumps({"query": q, "expansions": e}, ensure_ascii=False) + "\n")
+            _, judged = _expand_batch(batch, reward, model, tokenizer, cfg)
+            for j in judged:
+                line = {"query": j["query"], "expansions": j["expansions"]}
+                f.write(json.dumps({**line, "dropped": j["dropped"]} if args.show_dropped else line,
+                                   ensure_ascii=False) + "\n")
             bar.update(len(batch))
     tmp.replace(out)
     print(f"wrote {len(queries)} queries to {out}")
@@ -235,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", nargs="+")
     p.add_argument("--model", help="policy folder or HF id (default: the config's)")
     p.add_argument("-n", type=int, help="number of expansions")
+    p.add_argument("--show-dropped", action="store_true", help="also print what the platform rules dropped, and why")
     p.set_defaults(func=cmd_expand)
 
     p = common(sub.add_parser("precompute", help="expand a file of queries (one per line) to JSONL"))
@@ -242,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--model", help="policy folder or HF id")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--show-dropped", action="store_true", help="also write what the platform rules dropped, and why")
     p.set_defaults(func=cmd_precompute)
 
     p = common(sub.add_parser("merge", help="merge a LoRA adapter file into its base model, as an HF folder"))

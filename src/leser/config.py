@@ -257,3 +257,17 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"no TOML form for {type(value).__name__}: {value!r}")
+
+
+def checkpoint_overrides(folder: str | Path | None, sections: tuple[str, ...] = ("prompt", "rules")) -> list[str]:
+    """``section.key=value`` overrides from a checkpoint's ``leser_settings.json`` (what it was trained with),
+    for ``sections``; none when the folder has no such file. Given before the user's own ``--set``, so those win."""
+    path = Path(folder or "") / "leser_settings.json"
+    if folder is None or not path.is_file():
+        return []
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path}: unreadable settings ({err})") from None
+    return [f"{section}.{key}={_toml_value(value)}" for section in sections
+            for key, value in (stored.get(section) or {}).items() if value is not None]

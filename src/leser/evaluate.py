@@ -7,6 +7,7 @@ by query with that plan's own original query and with the pseudo-relevance row (
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import subprocess
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from leser.config import LeserConfig
+from leser.config import LeserConfig, checkpoint_overrides, load_config
 from leser.report import write_report
 from leser.runtime import Engines, build_plan, trainable_queries
 from retrieval import Dataset, load_dataset, title_expansions
@@ -87,6 +88,11 @@ def generate_expansions(model_path: str | None, cfg: LeserConfig, queries: list[
     """Expand every query with the policy at ``model_path``, shown its context titles."""
     from policy import expand_queries, load_policy
 
+    stored = checkpoint_overrides(model_path, sections=("prompt",))
+    if stored:
+        # The policy is prompted as it was trained; the rules stay the platform's, the same for every row.
+        print(f"  {model_path}: prompted with the [prompt] it was trained with (leser_settings.json)")
+        cfg = dataclasses.replace(cfg, prompt=load_config(None, stored).prompt)
     model, tokenizer = load_policy(model_path, dtype=cfg.policy.dtype)
     parsed, start, size = [], time.perf_counter(), cfg.eval.batch_queries
     for i in tqdm(range(0, len(queries), size), desc="  generating", unit="batch", leave=False):

@@ -25,7 +25,7 @@ from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
 from leser.config import ConfigError, LeserConfig
-from reward import check, usable
+from reward import judge
 
 MAX_QUERIES_PER_REQUEST = 256
 
@@ -55,27 +55,6 @@ def read_precomputed(path: str | Path) -> dict[str, list[str]]:
         except (ValueError, KeyError, TypeError) as err:
             raise ConfigError(f"{path}:{number}: not a precompute line ({err!r})") from None
     return table
-
-
-def judge(query: str, expansions: list[str], cfg: LeserConfig) -> dict:
-    """Split the policy's expansions into what the platform runs and what it drops, with the reasons.
-
-    An expansion that breaks no rule alone was dropped for repeating an earlier one, or for coming after
-    ``[rules] max_expansions`` good ones."""
-    kept = usable(expansions, query, cfg.rules)
-    dropped, next_kept = [], 0
-    for i, expansion in enumerate(expansions):
-        if next_kept < len(kept) and expansion == kept[next_kept]:
-            next_kept += 1
-            continue
-        violations = [v for v in check([expansion], query, cfg.rules) if v != "count"]
-        if not violations:
-            repeats = any("duplicate" in check([earlier, expansion], query, cfg.rules) for earlier in expansions[:i])
-            violations = ["duplicate"] if repeats else ["count"]
-        dropped.append({"expansion": expansion, "violations": violations})
-    # The whole answer's violations, as the reward counts them: shows "unparsable" when nothing was dropped
-    # because the policy gave no expansion at all.
-    return {"query": query, "expansions": kept, "dropped": dropped, "violations": check(expansions, query, cfg.rules)}
 
 
 @dataclass
@@ -122,7 +101,8 @@ class Expander:
         out = []
         for q in queries:
             source = "precomputed" if heads[q] is not None else "generated"
-            out.append({**judge(q, heads[q] if heads[q] is not None else generated[q], self.cfg), "source": source})
+            expansions = heads[q] if heads[q] is not None else generated[q]
+            out.append({**judge(q, expansions, self.cfg.rules), "source": source})
         return out
 
     def _work(self) -> None:

@@ -81,3 +81,25 @@ def usable(expansions: list[str], query: str, cfg: RulesConfig) -> list[str]:
         seen.add(key)
         kept.append(e)
     return kept[: cfg.max_expansions]
+
+
+def judge(query: str, expansions: list[str], cfg: RulesConfig) -> dict:
+    """Split the policy's expansions into what the platform runs (:func:`usable`) and what it drops, with the
+    reasons: what ``leser serve``, ``expand`` and ``precompute`` answer.
+
+    An expansion that breaks no rule alone was dropped for repeating an earlier one, or for coming after
+    ``max_expansions`` good ones."""
+    kept = usable(expansions, query, cfg)
+    dropped, next_kept = [], 0
+    for i, expansion in enumerate(expansions):
+        if next_kept < len(kept) and expansion == kept[next_kept]:
+            next_kept += 1
+            continue
+        violations = [v for v in check([expansion], query, cfg) if v != "count"]
+        if not violations:
+            repeats = any("duplicate" in check([earlier, expansion], query, cfg) for earlier in expansions[:i])
+            violations = ["duplicate"] if repeats else ["count"]
+        dropped.append({"expansion": expansion, "violations": violations})
+    # The whole answer's violations, as the reward counts them: shows "unparsable" when nothing was dropped
+    # because the policy gave no expansion at all.
+    return {"query": query, "expansions": kept, "dropped": dropped, "violations": check(expansions, query, cfg)}
