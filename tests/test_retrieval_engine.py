@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from retrieval.encoder import Encoder
-from retrieval.engine import BM25Engine, DenseEngine, HybridEngine, exact_topk
+from retrieval.engine import BM25Engine, DenseEngine, exact_topk
 from retrieval.fusion import fuse, fuse_with_scores
 
 CATALOG = [
@@ -201,17 +201,6 @@ def test_bm25_search():
     assert ids[0, 3].item() == -1 and scores[0, 3] == float("-inf")
     # Only a stopword / an unseen word: no hits at all.
     assert (ids[1:] == -1).all() and torch.isinf(scores[1:]).all()
-
-
-def test_hybrid_search(encoder, tmp_path):
-    pytest.importorskip("bm25s")
-    dense = DenseEngine(CATALOG, encoder, cache_dir=tmp_path)
-    bm25 = BM25Engine(CATALOG)
-    ids, scores = HybridEngine(dense, bm25).search(["cordless drill"], 3)
-    dense_ids = dense.search(["cordless drill"], 6)[0][0]
-    bm25_ids = bm25.search(["cordless drill"], 6)[0][0]
-    assert torch.equal(ids[0], fuse([dense_ids, bm25_ids], k=3))
-    assert (scores[0, :-1] >= scores[0, 1:]).all()
 
 
 # ------------------------------------------------------------------------------------------------ real model

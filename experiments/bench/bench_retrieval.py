@@ -27,12 +27,12 @@ from retrieval import (
     BM25Engine,
     DenseEngine,
     Encoder,
-    HybridEngine,
     default_encoder_path,
     evaluate_rankings,
     load_dataset,
 )
 from retrieval.paths import data_root
+from retrieval.plan import DEFAULT_FUSION, RetrievalPlan
 
 log = logging.getLogger("bench_retrieval")
 
@@ -113,10 +113,10 @@ def bench_search(engine: DenseEngine, queries: torch.Tensor, k: int, repeats: in
 
 
 def evaluate(engine, dataset, qids: list[str], k: int) -> dict[str, float]:
-    """nDCG@10, R@10, R@100, MRR@10 of the original query texts of ``qids``."""
+    """nDCG@10, R@10, R@100, MRR@10 of the original query texts of ``qids`` (an engine, or a plan's own ranking)."""
     texts = [dataset.queries[q] for q in qids]
     start = time.perf_counter()
-    ids, _ = engine.search(texts, k)
+    ids = [r[:k] for r in engine.rank(texts)] if hasattr(engine, "rank") else engine.search(texts, k)[0]
     metrics = evaluate_rankings(dict(zip(qids, ids)), dataset.qrels, dataset.relevant_gain, ks=(10, 100))
     return metrics | {"search_s": time.perf_counter() - start}
 
@@ -171,7 +171,8 @@ def main() -> None:
     else:
         bm25 = BM25Engine(dataset.product_texts)
         report["quality"]["bm25"] = evaluate(bm25, dataset, valid, args.k)
-        report["quality"]["hybrid"] = evaluate(HybridEngine(dense, bm25), dataset, valid, args.k)
+        hybrid = RetrievalPlan("hybrid", [dense, bm25], bm25, DEFAULT_FUSION["hybrid"], depth=max(args.k, 100))
+        report["quality"]["hybrid"] = evaluate(hybrid, dataset, valid, args.k)
 
     print_report(report)
     out = Path(args.out)

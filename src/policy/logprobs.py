@@ -156,15 +156,9 @@ def token_entropy(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return -(torch.exp(scaled - log_z) * (scaled - log_z)).sum(-1)
 
 
-def naive_completion_logprobs(
-    model: nn.Module,
-    prompt_ids: list[torch.Tensor],
-    completion_ids: torch.Tensor,
-    completion_mask: torch.Tensor,
-    group_size: int,
-    temperature: float = 1.0,
-    micro_batch_groups: int | None = None,
-) -> torch.Tensor:
+def naive_completion_logprobs(model: nn.Module, prompt_ids: list[torch.Tensor], completion_ids: torch.Tensor,
+                              completion_mask: torch.Tensor, group_size: int, temperature: float = 1.0,
+                              micro_batch_groups: int | None = None) -> torch.Tensor:
     """Reference for :func:`completion_logprobs`: each row is ``prompt + completion``, full logits over
     all ``P + T`` positions, log-softmax everywhere, then gather the completion tokens. ``[B, T]``."""
     _check_inputs(prompt_ids, completion_ids, completion_mask, group_size)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 _EXPORTS = {
     "datasets": ("Dataset", "DatasetError", "SPLITS", "load_dataset", "normalise_query", "query_id_for", "split_of"),
     "encoder": ("Encoder", "default_encoder_path"),
-    "engine": ("BM25Engine", "DenseEngine", "HybridEngine", "ProductIdEngine", "SearchEngine", "exact_topk"),
+    "engine": ("BM25Engine", "DenseEngine", "ProductIdEngine", "SearchEngine", "exact_topk"),
     "fusion": ("fuse", "fuse_with_scores"),
     "plan": ("PLAN_KINDS", "RetrievalPlan"),
     "metrics": ("dcg_at_k", "evaluate_rankings", "mrr_at_k", "ndcg_at_k", "paired_bootstrap", "query_metrics",
@@ -25,7 +25,7 @@ __all__ = sorted(_MODULE_OF)
 if TYPE_CHECKING:
     from .datasets import Dataset, DatasetError, SPLITS, load_dataset, normalise_query, query_id_for, split_of
     from .encoder import Encoder, default_encoder_path
-    from .engine import BM25Engine, DenseEngine, HybridEngine, ProductIdEngine, SearchEngine, exact_topk
+    from .engine import BM25Engine, DenseEngine, ProductIdEngine, SearchEngine, exact_topk
     from .fusion import fuse, fuse_with_scores
     from .metrics import (dcg_at_k, evaluate_rankings, mrr_at_k, ndcg_at_k, paired_bootstrap, query_metrics,
                           recall_at_k)

@@ -1,4 +1,6 @@
-"""In-process search engines over a fixed catalog: exact dense (cached embeddings), stemmed BM25, and hybrid.
+"""In-process search engines over a fixed catalog: exact dense (cached embeddings) and stemmed BM25.
+
+:mod:`retrieval.plan` combines them (dense, BM25, hybrid).
 
 All engines share one interface, ``search(texts, k) -> (ids [n, k] int64, scores [n, k] float32)``: row ``i``
 holds the catalog row indices of the ``k`` best items for ``texts[i]``, best first. Slots without a hit hold
@@ -19,13 +21,12 @@ from safetensors import SafetensorError
 from safetensors.torch import safe_open, save_file
 
 from .encoder import Encoder
-from .fusion import fuse_with_scores, pad_results
+from .fusion import pad_results
 from .paths import cache_dir as default_cache_dir
 
 __all__ = [
     "BM25Engine",
     "DenseEngine",
-    "HybridEngine",
     "ProductIdEngine",
     "SearchEngine",
     "exact_topk",
@@ -330,32 +331,3 @@ def _snowball(language: str | None):
     if language not in Stemmer.algorithms():
         raise ValueError(f"unknown stemmer language {language!r}; PyStemmer knows {Stemmer.algorithms()}")
     return Stemmer.Stemmer(language)
-
-
-# ---------------------------------------------------------------------------------------------- hybrid engine
-
-
-class HybridEngine:
-    """Dense + BM25, fused per query by reciprocal rank fusion.
-
-    Args:
-        dense, bm25: engines over the same catalog.
-        rrf_k: RRF constant.
-        depth: results taken from each engine before fusing; default ``2 * k`` (deeper lists let items
-            ranked moderately by both engines surface).
-    """
-
-    def __init__(self, dense: SearchEngine, bm25: SearchEngine, rrf_k: int = 60, depth: int | None = None) -> None:
-        self.dense, self.bm25 = dense, bm25
-        self.rrf_k, self.depth = rrf_k, depth
-
-    def search(self, texts: list[str], k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fused top-k; ids ``[n, k]`` int64 and RRF scores ``[n, k]`` float32."""
-        depth = max(k, self.depth or 2 * k)
-        dense_ids, _ = self.dense.search(texts, depth)
-        bm25_ids, _ = self.bm25.search(texts, depth)
-        ids = torch.full((len(texts), k), -1, dtype=torch.long)
-        scores = torch.full((len(texts), k), float("-inf"))
-        for row in range(len(texts)):
-            ids[row], scores[row] = fuse_with_scores([dense_ids[row], bm25_ids[row]], k=k, rrf_k=self.rrf_k)
-        return ids, scores

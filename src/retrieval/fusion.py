@@ -74,17 +74,10 @@ def fuse_with_scores(
     return padded[0][0], padded[1][0]
 
 
-def fuse(
-    ranked_lists: Sequence[torch.Tensor],
-    how: str = "rrf",
-    k: int = 100,
-    weights: Sequence[float] | None = None,
-    scores: Sequence[torch.Tensor] | None = None,
-    rrf_k: int = 60,
-) -> torch.Tensor:
+def fuse(ranked_lists: Sequence[torch.Tensor], **options) -> torch.Tensor:
     """One ranked list ``[k]`` (int64, -1 padded) from several, e.g. an original query and its expansions.
 
-    Args:
+    Args (``options`` are :func:`fuse_with_scores`'s keywords):
         ranked_lists: ``[k_i]`` catalog ids each, best first; -1 entries are ignored.
         how: "rrf": score(d) = sum_i w_i / (rrf_k + rank_i(d)), rank from 1, over the lists containing d;
             "max": score(d) = max_i w_i * scores_i(d) (needs ``scores``).
@@ -99,4 +92,4 @@ def fuse(
     Raises:
         ValueError: unknown ``how``, or "max" without ``scores``.
     """
-    return fuse_with_scores(ranked_lists, how=how, k=k, weights=weights, scores=scores, rrf_k=rrf_k)[0]
+    return fuse_with_scores(ranked_lists, **options)[0]
