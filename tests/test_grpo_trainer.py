@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -110,6 +111,10 @@ def test_max_time_stops_and_saves(tmp_path, tiny_tokenizer, tiny_llama):
     assert trainer.state.step == 1
     assert [p.name for p in checkpoint_dirs(cfg.output_dir)] == ["checkpoint-1"]
     assert "valid/reward/total@end" in result
+    # The result file is traceable: the commit, the date and the run's resolved config.
+    written = json.loads((Path(cfg.output_dir) / "result.json").read_text())
+    assert written["commit"] and written["date"] and written["config"]["train"]["max_steps"] == 50
+    assert json.loads((Path(cfg.output_dir) / "checkpoint-1" / "leser_settings.json").read_text()) == {}
 
 
 def test_checkpoint_resume_continues_the_same_run(tmp_path, tiny_tokenizer):

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from policy import PromptConfig, build_prompt, completion_logprobs, parse_completion, sample_groups
 from retrieval import title_expansions
 from grpo.model_card import write_settings
+from grpo.provenance import provenance
 from reward import SearchReward
 
 
@@ -250,7 +251,7 @@ def distill(model, tokenizer, reward: SearchReward, prompt_cfg: PromptConfig, tr
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    summary = {"config": asdict(cfg), **stats, "run_config": run_config or {}}
+    summary = {"config": asdict(cfg), **stats, "run_config": run_config or {}, **provenance()}
     (out / "distill.json").write_text(json.dumps(summary, indent=1))
     if run_config:
         write_settings(out, run_config)

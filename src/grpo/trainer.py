@@ -36,6 +36,7 @@ from grpo.guards import GracefulStop, check_skipped_step, first_nonfinite
 from grpo.logs import PhaseTimer, completions_markdown, flat_hparams, log_scalars, step_metrics
 from grpo.model_card import write_model_card, write_settings
 from grpo.objective import LossNormalizer, group_advantages, grpo_loss, masked_mean, zero_std_groups
+from grpo.provenance import provenance
 from grpo.schedule import seed_everything, warmup_cosine
 from grpo.validation import reward_summary, validation_reward
 from policy import (
@@ -336,6 +337,6 @@ class GRPOTrainer:
         result = {**self.state.history, **{f"{k}@end": v for k, v in after.items()}}
         writer.add_hparams(flat_hparams(self.run_config), {f"hparam/{k}": v for k, v in result.items() if "total" in k})
         writer.close()
-        (self.output_dir / "result.json").write_text(json.dumps(result, indent=1))
+        (self.output_dir / "result.json").write_text(json.dumps({**result, **provenance(self.run_config)}, indent=1))
         print("valid reward after training: " + reward_summary(after))
         return result

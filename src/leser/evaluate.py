@@ -8,9 +8,7 @@ by query with that plan's own original query and with the pseudo-relevance row (
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from grpo.provenance import provenance as run_provenance
 from leser.config import LeserConfig, checkpoint_overrides, load_config
 from leser.report import write_report
 from leser.runtime import Engines, build_plan, trainable_queries
@@ -158,17 +157,8 @@ def _checkpoint_rows(cfg: LeserConfig) -> list[tuple[str, str]]:
 
 
 def provenance(cfg: LeserConfig) -> dict:
-    """What a result file needs to be reproduced: the commit, the date and the resolved config."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent,
-                              check=True).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {"commit": commit, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "config": cfg.to_dict()}
+    """The commit, the date and the resolved config (:func:`grpo.provenance.provenance`)."""
+    return run_provenance(cfg.to_dict())
 
 
 def check_checkpoint_paths(cfg: LeserConfig) -> None:
