@@ -9,7 +9,7 @@ import torch
 
 from grpo.checkpoint import TrainingState
 
-from policy import Rollout
+from policy import PromptConfig, Rollout, build_prompt
 from reward import RewardParts
 
 
@@ -39,6 +39,16 @@ class QuerySampler:
             out.append(self.state.data_order[self.state.data_cursor])
             self.state.data_cursor += 1
         return out
+
+
+def make_prompts(tokenizer, reward, qids: list[str], prompt_cfg: PromptConfig
+                 ) -> tuple[list[str], list[str], list[list[str]]]:
+    """Query texts, chat prompts and the context titles they show, one per query id: how GRPO, the warm start
+    and validation all prompt the policy."""
+    contexts = reward.context(qids, prompt_cfg.context_k)
+    queries = [reward.dataset.queries[q] for q in qids]
+    prompts = [build_prompt(tokenizer, q, c, prompt_cfg) for q, c in zip(queries, contexts)]
+    return queries, prompts, contexts
 
 
 @dataclass

@@ -23,8 +23,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from policy import PromptConfig, build_prompt, completion_logprobs, parse_completion, sample_groups
+from policy import PromptConfig, completion_logprobs, parse_completion, sample_groups
 from retrieval import title_expansions
+from grpo.batch import make_prompts
 from grpo.model_card import write_settings
 from grpo.provenance import provenance
 from reward import SearchReward
@@ -115,9 +116,7 @@ def collect_examples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptC
     model.eval()
     for start in tqdm(range(0, len(qids), chunk), desc="best-of-n", dynamic_ncols=True):
         group = qids[start:start + chunk]
-        contexts = reward.context(group, prompt_cfg.context_k)
-        queries = [reward.dataset.queries[q] for q in group]
-        prompts = [build_prompt(tokenizer, q, c, prompt_cfg) for q, c in zip(queries, contexts)]
+        queries, prompts, contexts = make_prompts(tokenizer, reward, group, prompt_cfg)
         pools: list[list[list[str]]] = [[] for _ in group]
         if cfg.num_samples:
             rollout = sample_groups(model, tokenizer, prompts, cfg.num_samples,

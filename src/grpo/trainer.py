@@ -19,7 +19,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from grpo.batch import QuerySampler, StepBatch, concat_batches, select_groups
+from grpo.batch import QuerySampler, StepBatch, concat_batches, make_prompts, select_groups
 from grpo.checkpoint import (
     TrainingState,
     adapter_state,
@@ -43,7 +43,6 @@ from policy import (
     LoraConfig,
     PromptConfig,
     apply_lora,
-    build_prompt,
     completion_logprobs,
     parse_completion,
     sample_groups,
@@ -96,10 +95,7 @@ class GRPOTrainer:
 
     def make_prompts(self, qids: list[str]) -> tuple[list[str], list[str], list[list[str]]]:
         """Query texts, chat prompts and the context titles they show, one per query id."""
-        contexts = self.reward.context(qids, self.prompt_cfg.context_k)
-        queries = [self.reward.dataset.queries[q] for q in qids]
-        prompts = [build_prompt(self.tokenizer, q, c, self.prompt_cfg) for q, c in zip(queries, contexts)]
-        return queries, prompts, contexts
+        return make_prompts(self.tokenizer, self.reward, qids, self.prompt_cfg)
 
     def rollout(self, qids: list[str], timer: PhaseTimer) -> StepBatch:
         cfg, G = self.cfg, self.cfg.num_generations
