@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from tqdm.auto import tqdm
 
 from retrieval.metrics import query_metrics
 from retrieval.plan import Lists, RetrievalPlan, top_titles
@@ -108,6 +109,8 @@ class SearchReward:
     def with_headroom(self, qids: list[str]) -> list[str]:
         """The queries whose original ranking an expansion could still improve at the reward's cut-offs:
         nDCG@relevance_k below 1, or a relevant item outside the top coverage_k."""
+        for start in tqdm(range(0, len(qids), 512), desc="headroom", unit="x512 queries", leave=False):
+            self.original_results(qids[start:start + 512])  # searched in chunks, so the bar moves
         kept = []
         for qid, (_, ranking) in zip(qids, self.original_results(qids)):
             m = self._metrics(qid, ranking)
