@@ -197,3 +197,36 @@ def test_deep_term_sees_moves_below_the_cut_offs():
     ideal = 2 + 2 / math.log2(3) + 1 / 2
     assert parts.deep[0].item() == pytest.approx((1 / math.log2(3)) / ideal, abs=1e-5)
     assert parts.total[0].item() == pytest.approx(parts.relevance[0] + parts.coverage[0] + parts.deep[0], abs=1e-6)
+
+
+def test_label_free_parts_count_empty_slots_and_seen_items_as_nothing():
+    FakeEngine.embeddings = torch.eye(6)
+    try:
+        env, engine = make_env(relevance="label_free")
+    finally:
+        del FakeEngine.embeddings
+    engine.embeddings = torch.eye(6)
+    engine.table.update({"lonely": [4], "drill set": [1, 3]})
+    query_vec = torch.zeros(6)
+    query_vec[[0, 3]] = 2 ** -0.5
+    engine.encoder = SimpleNamespace(encode=lambda texts: query_vec.unsqueeze(0))
+    parts = env.score(["q", "q", "q"], [["lonely"], ["drill set"], ["drill"]])
+    # 'lonely' finds only item 4 (cosine 0): its empty second slot is not catalog row 0 (cosine 0.7071).
+    assert parts.relevance[0].item() == pytest.approx(0.0) and parts.coverage[0].item() == pytest.approx(0.0)
+    # 'drill set' finds items 1 (cosine 0, already in the original's top 3) and 3 (0.7071, new).
+    assert parts.relevance[1].item() == pytest.approx(0.5 * 2 ** -0.5, abs=1e-5)
+    assert parts.coverage[1].item() == pytest.approx(0.5 * 2 ** -0.5, abs=1e-5)
+    # 'drill' equals the query: nothing usable, so no relevance and no coverage, only the rule penalty.
+    assert parts.relevance[2].item() == 0.0 and parts.coverage[2].item() == 0.0
+    assert parts.total[2].item() == pytest.approx(-0.25)
+
+
+def test_headroom_from_the_ranking_alone():
+    """nDCG@k below 1 with every relevant item already in the top coverage_k is still headroom."""
+    dataset = Dataset(name="toy", product_ids=[f"p{i}" for i in range(6)],
+                      product_texts=[f"title {i}" for i in range(6)], queries={"q": "drill"},
+                      qrels={"q": {0: 2.0, 1: 1.0, 2: 2.0}}, relevant_gain=2.0)
+    engine = FakeEngine({"drill": [0, 1, 2]})
+    plan = RetrievalPlan("fake", [engine], engine, FusionSettings(1.0, 1.0, rrf_k=60), depth=3)
+    env = SearchReward(dataset, plan, RewardConfig(relevance_k=2, coverage_k=3), RulesConfig())
+    assert env.with_headroom(["q"]) == ["q"]  # top 2 = gains [2, 1] against the ideal [2, 2]; recall@3 = 1

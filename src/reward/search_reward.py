@@ -166,10 +166,12 @@ class SearchReward:
         query_vec = self._query_embedding(qid)
         catalog = self.plan.expansion_engine.embeddings
         k = self.cfg.relevance_k
-        top = torch.stack([ids[:k] for ids in exp_ids]).clamp(min=0)  # [n_expansions, k]
-        sims = (catalog[top.to(catalog.device)] @ query_vec.to(catalog.device)).cpu()  # [n_expansions, k]
+        top = torch.stack([ids[:k] for ids in exp_ids])  # [n_expansions, k], -1 where an expansion found fewer
+        found = top >= 0
+        sims = (catalog[top.clamp(min=0).to(catalog.device)] @ query_vec.to(catalog.device)).cpu()
+        sims = torch.where(found, sims, 0.0)  # an empty slot is no result, not catalog row 0
         seen = set(ranking[: self.cfg.coverage_k].tolist())
-        is_new = torch.tensor([[i not in seen for i in row] for row in top.tolist()])
+        is_new = torch.tensor([[i not in seen for i in row] for row in top.tolist()]) & found
         return sims.mean().item(), (sims * is_new).sum().item() / sims.numel()
 
     def _query_embedding(self, qid: str) -> torch.Tensor:
