@@ -196,7 +196,8 @@ def run_evaluation(cfg: LeserConfig) -> dict:
     policies = [(PSEUDO_RELEVANCE, None)] if cfg.eval.pseudo_relevance else []
     policies += [("zero-shot base model", cfg.policy.model or "")] if cfg.eval.zero_shot else []
     out_dir = Path(cfg.eval.output_dir)
-    with (out_dir.mkdir(parents=True, exist_ok=True) or out_dir / "expansions.jsonl").open("w") as jsonl:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / "expansions.jsonl").open("w") as jsonl:
         for label, path in policies + _checkpoint_rows(cfg):
             print(f"- {label}", flush=True)
             out = (pseudo_relevance_expansions(cfg, queries, contexts) if label == PSEUDO_RELEVANCE

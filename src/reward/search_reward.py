@@ -90,6 +90,7 @@ class SearchReward:
                              f"{plan.depth}")
         self.dataset, self.plan, self.cfg, self.rules = dataset, plan, cfg, rules
         self._original: dict[str, tuple[Lists, torch.Tensor]] = {}
+        self._original_metrics: dict[str, dict[str, float]] = {}
         self._query_vectors: dict[str, torch.Tensor] = {}
 
     def original_results(self, qids: list[str]) -> list[tuple[Lists, torch.Tensor]]:
@@ -112,8 +113,8 @@ class SearchReward:
         for start in tqdm(range(0, len(qids), 512), desc="headroom", unit="x512 queries", leave=False):
             self.original_results(qids[start:start + 512])  # searched in chunks, so the bar moves
         kept = []
-        for qid, (_, ranking) in zip(qids, self.original_results(qids)):
-            m = self._metrics(qid, ranking)
+        for qid in qids:
+            m = self._original_metrics_of(qid)
             if m[f"ndcg@{self.cfg.relevance_k}"] < 1 - 1e-9 or m[f"recall@{self.cfg.coverage_k}"] < 1 - 1e-9:
                 kept.append(qid)
         return kept
@@ -130,7 +131,7 @@ class SearchReward:
         for qid, (lists, ranking), texts in zip(qids, self.original_results(qids), used):
             exp_lists = [results[t] for t in texts]
             if cfg.relevance == "labels":
-                parts.append(self._labelled_parts(qid, ranking, exp_lists, self.plan.fuse(lists, exp_lists)))
+                parts.append(self._labelled_parts(qid, exp_lists, self.plan.fuse(lists, exp_lists)))
             else:
                 parts.append((*self._label_free_parts(qid, ranking, [ids for ids, _ in exp_lists]), 0.0))
 
@@ -148,10 +149,17 @@ class SearchReward:
                              ndcg_at=(self.cfg.relevance_k, self.plan.depth), recall_at=(self.cfg.coverage_k,),
                              mrr_at=())
 
-    def _labelled_parts(self, qid, ranking, exp_lists, fused) -> tuple[float, float, float]:
+    def _original_metrics_of(self, qid: str) -> dict[str, float]:
+        """:meth:`_metrics` of the original ranking, once per query id: all G completions of a group, and every
+        step that draws the query again, compare against it."""
+        if qid not in self._original_metrics:
+            self._original_metrics[qid] = self._metrics(qid, self.original_results([qid])[0][1])
+        return self._original_metrics[qid]
+
+    def _labelled_parts(self, qid, exp_lists, fused) -> tuple[float, float, float]:
         """(relevance, coverage, deep): what the fused list gains over the original ranking."""
         k, depth = f"ndcg@{self.cfg.relevance_k}", f"ndcg@{self.plan.depth}"
-        after, before = self._metrics(qid, fused), self._metrics(qid, ranking)
+        after, before = self._metrics(qid, fused), self._original_metrics_of(qid)
         if self.cfg.relevance_on == "fused":
             relevance = after[k] - before[k]
         else:
