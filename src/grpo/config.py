@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from grpo.objective import KL_ESTIMATORS, LOSS_TYPES, SCALE_REWARDS
+from policy.precision import PRECISIONS
 
 
 @dataclass
@@ -79,6 +80,10 @@ class GRPOConfig:
     micro_batch_groups: int = 2
     """Groups per forward/backward pass. Gradients accumulate over micro-batches; the loss normalisers make
     the update identical to one big batch, so this trades memory for nothing else."""
+    precision: str = "fp32"
+    """``fp32``, or ``bf16``: the policy's forward and backward, the reference pass and generation run their
+    matrix products in bf16 under autocast (TRL's ``bf16 = true``); weights, optimiser state, log-softmax and
+    the loss stay fp32. About half the step time on CPUs with ``avx512_bf16`` and on GPUs."""
     gradient_checkpointing: bool = False
     """Recompute activations in backward: less memory, ~30% more compute."""
     use_lora: bool = False
@@ -100,7 +105,7 @@ class GRPOConfig:
 
     def __post_init__(self) -> None:
         for name, allowed in (("loss_type", LOSS_TYPES), ("scale_rewards", SCALE_REWARDS),
-                              ("kl_estimator", KL_ESTIMATORS)):
+                              ("kl_estimator", KL_ESTIMATORS), ("precision", PRECISIONS)):
             if getattr(self, name) not in allowed:
                 raise OptionError(name, f"must be one of {allowed}, got {getattr(self, name)!r}")
         self._require("num_generations", _integer(2), "an integer >= 2: advantages compare completions "

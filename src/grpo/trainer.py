@@ -48,6 +48,7 @@ from policy import (
     sample_groups,
     save_adapter,
 )
+from policy.precision import SamplingCopy, autocast
 from reward import SearchReward
 
 
@@ -79,6 +80,7 @@ class GRPOTrainer:
             model.gradient_checkpointing_enable()
             model.config.use_cache = False
         self.model = model
+        self.rollout_policy = SamplingCopy(model, cfg.precision)
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
             params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay
@@ -104,7 +106,7 @@ class GRPOTrainer:
         self.model.eval()
         with timer("generate"):
             rollout = sample_groups(
-                self.model, self.tokenizer, prompts, G, max_new_tokens=cfg.max_completion_length,
+                self.rollout_policy.model(), self.tokenizer, prompts, G, max_new_tokens=cfg.max_completion_length,
                 temperature=cfg.temperature, top_p=cfg.top_p, generator=self.generator,
             )
         with timer("reward"):
@@ -148,10 +150,11 @@ class GRPOTrainer:
 
     def logprobs(self, model, batch: StepBatch, g0: int, g1: int, rows: slice, return_entropy: bool = False):
         r = batch.rollout
-        return completion_logprobs(
-            model, r.prompt_ids[g0:g1], r.completion_ids[rows], r.completion_mask[rows],
-            self.cfg.num_generations, temperature=self.cfg.temperature, return_entropy=return_entropy,
-        )
+        with autocast(self.cfg.precision, self.device):  # the forward only: backward follows autocast's choices
+            return completion_logprobs(
+                model, r.prompt_ids[g0:g1], r.completion_ids[rows], r.completion_mask[rows],
+                self.cfg.num_generations, temperature=self.cfg.temperature, return_entropy=return_entropy,
+            )
 
     @torch.inference_mode()
     def frozen_logprobs(self, model, batch: StepBatch) -> torch.Tensor:
@@ -235,7 +238,7 @@ class GRPOTrainer:
         if not self.valid_qids:
             return {}
         _, prompts, _ = self.make_prompts(self.valid_qids)
-        return validation_reward(self.model, self.tokenizer, self.reward, self.prompt_cfg, self.cfg,
+        return validation_reward(self.rollout_policy.model(), self.tokenizer, self.reward, self.prompt_cfg, self.cfg,
                                  self.valid_qids, prompts)
 
     # ------------------------------------------------------------------ checkpoints
