@@ -14,7 +14,6 @@ has to learn that choice from the context alone, which a 135M model does poorly 
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -26,6 +25,7 @@ from tqdm.auto import tqdm
 from policy import PromptConfig, completion_logprobs, parse_completion, sample_groups
 from retrieval import title_expansions
 from grpo.batch import make_prompts
+from grpo.host import keep_freed_memory, use_cores
 from grpo.model_card import write_settings
 from grpo.provenance import provenance
 from reward import SearchReward
@@ -226,7 +226,8 @@ def distill(model, tokenizer, reward: SearchReward, prompt_cfg: PromptConfig, tr
     ``run_config`` (the whole resolved config) is saved in ``distill.json``: the picks depend on the reward's
     settings too, not only on ``[distill]``.
     """
-    torch.set_num_threads(os.cpu_count() or 1)
+    use_cores()
+    keep_freed_memory()
     out = Path(cfg.output_dir)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose another distill.output_dir")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import time
 import warnings
 from collections import defaultdict
@@ -32,6 +31,7 @@ from grpo.checkpoint import (
     write_run_config,
 )
 from grpo.config import GRPOConfig
+from grpo.host import keep_freed_memory, use_cores
 from grpo.guards import GracefulStop, check_skipped_step, first_nonfinite
 from grpo.logs import PhaseTimer, completions_markdown, flat_hparams, log_scalars, step_metrics
 from grpo.model_card import write_model_card, write_settings
@@ -274,7 +274,8 @@ class GRPOTrainer:
     def start(self, resume: bool, overwrite: bool) -> SummaryWriter:
         """Prepare the output folder (refuse another run's checkpoints, or clear them), resume, archive the
         config; return the TensorBoard writer, which drops events logged after the checkpoint resumed from."""
-        torch.set_num_threads(os.cpu_count() or 1)
+        use_cores()
+        keep_freed_memory()
         check_output_dir(self.output_dir, resume, overwrite)
         if overwrite and not resume:
             clear_output_dir(self.output_dir)
