@@ -62,8 +62,8 @@ def test_tiny_llama_learns_toy_reward_and_every_parameter_moves(tmp_path, tiny_t
     rewards = []
     original_rollout = trainer.rollout
 
-    def recording_rollout(qids, timer):
-        batch = original_rollout(qids, timer)
+    def recording_rollout(qids, timer, *args):
+        batch = original_rollout(qids, timer, *args)
         rewards.append(batch.parts.total.mean().item())
         return batch
 
@@ -224,7 +224,7 @@ def test_multiple_iterations_use_the_sampling_policy_as_old(tmp_path, tiny_token
 
     trainer = make_trainer(small_config(tmp_path, num_iterations=3, micro_batch_groups=1), tiny_tokenizer, tiny_llama)
     batch = trainer.rollout(trainer.sampler.take(2), PhaseTimer())
-    expected_old = trainer.frozen_logprobs(trainer.model, batch)  # before any update
+    expected_old = trainer.frozen_logprobs(trainer.scorer, batch)  # before any update
     seen = []
     real_loss = trainer_module.grpo_loss
 

@@ -162,3 +162,18 @@ def test_invalid_arguments(tiny_llama, tiny_tokenizer, prompts):
         sample_groups(tiny_llama, tiny_tokenizer, prompts, 0)
     with pytest.raises(ValueError):
         sample_groups(tiny_llama, tiny_tokenizer, prompts, 2, top_p=0.0)
+
+
+def test_per_group_generators_make_a_groups_samples_independent_of_its_batch(tiny_llama, tiny_tokenizer, prompts):
+    from grpo.schedule import group_generators
+
+    together = sample_groups(tiny_llama, tiny_tokenizer, prompts, 4, max_new_tokens=6,
+                             generator=group_generators(0, 5, 0, 0, 3))
+    alone = [sample_groups(tiny_llama, tiny_tokenizer, [p], 4, max_new_tokens=6,
+                           generator=group_generators(0, 5, 0, i, 1)) for i, p in enumerate(prompts)]
+    assert together.texts == sum((a.texts for a in alone), [])
+    other_step = sample_groups(tiny_llama, tiny_tokenizer, prompts, 4, max_new_tokens=6,
+                               generator=group_generators(0, 6, 0, 0, 3))
+    assert other_step.texts != together.texts  # the step is part of the seed
+    with pytest.raises(ValueError, match="2 generators for 3 prompts"):
+        sample_groups(tiny_llama, tiny_tokenizer, prompts, 4, generator=group_generators(0, 0, 0, 0, 2))

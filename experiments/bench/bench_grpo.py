@@ -11,7 +11,9 @@ a run folder under ``experiments/runs/`` (see ``experiments/RESULTS.md``).
 
     python experiments/bench/bench_grpo.py [--steps 3] [--warmup 1] [--scaling]
 
-``--scaling`` adds the table over G = 4, 8, 16 and context k = 0, 5, 10 (slow: TRL takes minutes a step).
+Each side runs in fp32 and in bf16 (``--precisions``): ours with ``train.precision``, TRL with ``bf16``.
+``--scaling`` adds the table over G = 4, 8, 16 and context k = 0, 5, 10 in the last precision given (slow: TRL
+takes minutes a step).
 ``--profile`` runs one more step of ours under ``torch.profiler`` and writes the operators that took the
 most time (self CPU time) to ``runs/bench/profile_grpo.txt``. Run it without ``--scaling``: the
 profiler's event buffers plus TRL's full-vocabulary logits once ran this 24 GiB machine out of memory.
@@ -31,6 +33,8 @@ from pathlib import Path
 
 import torch
 
+from grpo.host import keep_freed_memory, use_cores
+from grpo.provenance import provenance
 from grpo.trainer import GRPOTrainer, PhaseTimer
 from leser.config import load_config
 from leser.runtime import build_reward, trainable_queries
@@ -60,8 +64,10 @@ class StepProfiler:
         self.table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=self.rows)
 
 
-def our_step_times(cfg, reward, qids, steps: int, warmup: int, profiler: StepProfiler | None = None) -> dict:
+def our_step_times(cfg, reward, qids, steps: int, warmup: int, profiler: StepProfiler | None = None,
+                   precision: str = "fp32") -> dict:
     model, tokenizer = load_policy(cfg.policy.model, dtype="float32")
+    cfg.train.precision = precision
     profiler = profiler or StepProfiler(None)
     with tempfile.TemporaryDirectory() as tmp:
         cfg.train.output_dir = tmp
@@ -81,7 +87,8 @@ def our_step_times(cfg, reward, qids, steps: int, warmup: int, profiler: StepPro
                 phases.append(dict(timer.seconds))
                 tokens.append(int(batch.rollout.completion_mask.sum()))
                 prompt_tokens.extend(p.numel() for p in batch.rollout.prompt_ids)
-            print(f"  ours step {i}: {elapsed:.1f}s {dict((k, round(v, 1)) for k, v in timer.seconds.items())}")
+            phases = {k: round(v, 1) for k, v in timer.seconds.items()}
+            print(f"  ours {precision} step {i}: {elapsed:.1f}s {phases}")
     median = statistics.median(times)
     return {
         "median_step_s": median,
@@ -92,7 +99,8 @@ def our_step_times(cfg, reward, qids, steps: int, warmup: int, profiler: StepPro
     }
 
 
-def trl_step_times(cfg, reward, qids, steps: int, warmup: int, micro_batch: int = TRL_MAX_MICRO_BATCH) -> dict:
+def trl_step_times(cfg, reward, qids, steps: int, warmup: int, micro_batch: int = TRL_MAX_MICRO_BATCH,
+                   precision: str = "fp32") -> dict:
     from datasets import Dataset as HFDataset
     from transformers import AutoTokenizer, TrainerCallback
     from trl import GRPOConfig as TRLConfig, GRPOTrainer as TRLTrainer
@@ -130,8 +138,9 @@ def trl_step_times(cfg, reward, qids, steps: int, warmup: int, micro_batch: int 
             epsilon=t.epsilon, loss_type=t.loss_type, scale_rewards=t.scale_rewards, num_iterations=1,
             learning_rate=t.learning_rate, max_steps=warmup + steps, logging_steps=1, save_strategy="no",
             report_to="none", seed=t.seed, disable_dropout=True, shuffle_dataset=False,
-            # TRL turns these on by default; ours runs fp32 without checkpointing, so TRL does too.
-            gradient_checkpointing=False, bf16=False,
+            # TRL turns these on by default; ours runs without checkpointing, so TRL does too. bf16=True is
+            # TRL's mixed precision (autocast through accelerate), its fastest setting on a bf16-capable CPU.
+            gradient_checkpointing=False, bf16=precision == "bf16",
         )
         clock = StepClock()
         trainer = TRLTrainer(model=model_dir, reward_funcs=search_reward, args=args, train_dataset=data,
@@ -142,24 +151,40 @@ def trl_step_times(cfg, reward, qids, steps: int, warmup: int, micro_batch: int 
 
 
 def compare(cfg, reward, pool: list[str], steps: int, warmup: int, label: str, profile: bool = False,
-            ours_only: bool = False, trl_micro_batch: int = TRL_MAX_MICRO_BATCH) -> dict:
+            ours_only: bool = False, trl_micro_batch: int = TRL_MAX_MICRO_BATCH,
+            precisions: tuple[str, ...] = ("fp32", "bf16")) -> dict:
+    """Ours and TRL's in each precision, same queries; the speed-up is TRL's fastest over ours's fastest."""
     qids = pool[: cfg.train.num_prompts_per_step * (steps + warmup + profile)]
     print(f"{label}: G={cfg.train.num_generations} context_k={cfg.prompt.context_k}")
     # The profiled step comes last, so the timed steps never pay the profiler's overhead.
     profiler = StepProfiler(warmup + steps if profile else None)
-    ours = our_step_times(cfg, reward, qids, steps, warmup, profiler)
+    ours = {p: our_step_times(cfg, reward, qids, steps, warmup, profiler, p) for p in precisions}
     if profile:
         Path(PROFILE_OUT).parent.mkdir(parents=True, exist_ok=True)
-        Path(PROFILE_OUT).write_text(f"# {label}: one GRPO step of ours under torch.profiler, CPU, fp32\n\n"
-                                     f"{profiler.table}\n")
+        Path(PROFILE_OUT).write_text(f"# {label}: one GRPO step of ours under torch.profiler, CPU, "
+                                     f"{precisions[-1]}\n\n{profiler.table}\n")
         print(f"wrote {PROFILE_OUT}")
+    row = {"num_generations": cfg.train.num_generations, "context_k": cfg.prompt.context_k, "ours": ours}
     if ours_only:
-        return {"num_generations": cfg.train.num_generations, "context_k": cfg.prompt.context_k, "ours": ours}
-    trl = trl_step_times(cfg, reward, qids, steps, warmup, trl_micro_batch)
-    ratio = trl["median_step_s"] / ours["median_step_s"]
-    print(f"{label}: ours {ours['median_step_s']:.1f}s, TRL {trl['median_step_s']:.1f}s, speed-up {ratio:.2f}x")
-    return {"num_generations": cfg.train.num_generations, "context_k": cfg.prompt.context_k,
-            "ours": ours, "trl": trl, "speedup": ratio}
+        return row
+    trl = {p: trl_step_times(cfg, reward, qids, steps, warmup, trl_micro_batch, p) for p in precisions}
+    ours_best = min(r["median_step_s"] for r in ours.values())
+    trl_best = min(r["median_step_s"] for r in trl.values())
+    row.update(trl=trl, speedup=trl_best / ours_best,
+               speedup_same_precision={p: trl[p]["median_step_s"] / ours[p]["median_step_s"] for p in precisions})
+    times = ", ".join(f"ours {p} {ours[p]['median_step_s']:.1f}s, TRL {p} {trl[p]['median_step_s']:.1f}s"
+                      for p in precisions)
+    print(f"{label}: {times}; fastest against fastest {row['speedup']:.2f}x")
+    return row
+
+
+def cpu_flags() -> list[str]:
+    """The CPU features that decide the bf16 speed (Linux; [] elsewhere)."""
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return []
+    return sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "fma")))
 
 
 def main() -> None:
@@ -174,30 +199,35 @@ def main() -> None:
     parser.add_argument("--ours-only", action="store_true", help="skip TRL (quick checks, profiling)")
     parser.add_argument("--trl-micro-batch", type=int, default=TRL_MAX_MICRO_BATCH,
                         help="most completions per TRL forward/backward (gradient accumulation above)")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"],
+                        help="train.precision for ours, bf16 = True/False for TRL; the scaling rows use the last")
     parser.add_argument("--out", default="runs/bench/bench_grpo.json")
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    threads = use_cores()
+    keep_freed_memory()  # as a training run does; TRL's steps get the same allocator
 
     cfg = load_config(args.config, ["train.beta=0.04", "train.num_iterations=1", "train.max_completion_length=32",
                                     "train.num_prompts_per_step=4", "train.num_generations=8"])
     reward = build_reward(cfg)
     pool = trainable_queries(cfg, reward.dataset, "train")
     results = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
-                           "cpus": os.cpu_count(), "torch": torch.__version__},
+                           "cpus": os.cpu_count(), "threads": threads, "torch": torch.__version__,
+                           "cpu_flags": cpu_flags()},
                "settings": {"prompts_per_step": 4, "max_completion_length": 32, "beta": 0.04,
                             "temperature": cfg.train.temperature, "loss_type": cfg.train.loss_type,
-                            "dtype": "float32", "steps": args.steps, "warmup": args.warmup},
-               }
+                            "precisions": args.precisions, "weights_dtype": "float32", "steps": args.steps,
+                            "warmup": args.warmup},
+               **provenance()}
     if not args.skip_main:
         results["main"] = compare(cfg, reward, pool, args.steps, args.warmup, "main", args.profile, args.ours_only,
-                                  args.trl_micro_batch)
+                                  args.trl_micro_batch, tuple(args.precisions))
     if args.scaling is not None:
         rows = []
         for g, k in (map(int, row.split(",")) for row in (args.scaling or SCALING_ROWS)):
             c = load_config(args.config, [f"train.num_generations={g}", f"prompt.context_k={k}",
                                           "train.beta=0.04", "train.max_completion_length=32"])
-            rows.append(compare(c, reward, pool, args.steps, args.warmup, f"G={g} k={k}",
-                                trl_micro_batch=args.trl_micro_batch))
+            rows.append(compare(c, reward, pool, args.steps, args.warmup, f"G={g} k={k}", ours_only=args.ours_only,
+                                trl_micro_batch=args.trl_micro_batch, precisions=(args.precisions[-1],)))
         results["scaling"] = rows
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))

@@ -42,7 +42,7 @@ def loss_and_grad(trainer: GRPOTrainer, batch, ref: torch.Tensor) -> tuple[torch
     trainer.model.train()
     trainer.model.zero_grad(set_to_none=True)
     start = time.perf_counter()
-    logprobs = trainer.logprobs(trainer.model, batch, 0, len(batch.prompts), slice(None))
+    logprobs = trainer.logprobs(trainer.scorer, batch, 0, len(batch.prompts), slice(None))
     norm = LossNormalizer(num_sequences=mask.shape[0], num_tokens=int(mask.sum()),
                           max_completion_length=cfg.max_completion_length, num_micro_batches=1)
     loss, stats = grpo_loss(logprobs, logprobs.detach(), ref, batch.advantages, mask, norm,
@@ -81,11 +81,11 @@ def main() -> None:
         for precision in ("fp32", "bf16"):
             trainer = fp32 if precision == "fp32" else trainer_for(cfg, reward, model_dir, "bf16", tmp)
             start = time.perf_counter()
-            ref = trainer.frozen_logprobs(trainer.ref_model, batch)
+            ref = trainer.frozen_logprobs(trainer.ref_scorer, batch)
             reference_s = time.perf_counter() - start
             logprobs, grad, stats = loss_and_grad(trainer, batch, ref)
             trainer.update(batch, PhaseTimer())  # one real optimiser step on this batch
-            after = trainer.frozen_logprobs(trainer.model, batch)
+            after = trainer.frozen_logprobs(trainer.scorer, batch)
             kl_after = masked_mean(torch.exp(ref - after) - (ref - after) - 1, mask).item()
             results[precision] = (logprobs, grad)
             out[precision] = {**stats, "reference_s": reference_s, "kl_after_one_update": kl_after}

@@ -7,8 +7,11 @@ from contextlib import contextmanager
 
 from torch.utils.tensorboard import SummaryWriter
 
+import torch
+
 from grpo.batch import StepBatch
-from reward import PART_NAMES, RULES
+from grpo.distributed import Distributed
+from reward import PART_NAMES, RULES, RewardParts
 
 
 class PhaseTimer:
@@ -24,16 +27,39 @@ class PhaseTimer:
         self.seconds[phase] += time.perf_counter() - start
 
 
-def step_metrics(batch: StepBatch, update: dict[str, float], phase_seconds: dict[str, float], step_time: float,
-                 lr: float) -> dict[str, float]:
+class NullWriter:
+    """What processes other than rank 0 log to: nothing."""
+
+    def add_scalar(self, *args, **kwargs) -> None: ...
+    def add_text(self, *args, **kwargs) -> None: ...
+    def add_hparams(self, *args, **kwargs) -> None: ...
+    def close(self) -> None: ...
+
+
+def gathered(batch: StepBatch, dist: Distributed) -> tuple[RewardParts, torch.Tensor, torch.Tensor, int]:
+    """The reward parts, completion lengths ``[B]`` and truncation flags ``[B]`` of every process's completions
+    (rank order), and the number of prompts: what the step's statistics are taken over."""
     parts, r = batch.parts, batch.rollout
-    lengths = r.completion_mask.float().sum(dim=1)
+    lengths, truncated = r.completion_mask.float().sum(dim=1), r.truncated
+    if not dist.enabled:
+        return parts, lengths, truncated, len(batch.prompts)
+    violated = torch.tensor([[rule in v for rule in RULES] for v in parts.violations], dtype=torch.uint8)
+    violated = dist.gather(violated).bool()
+    parts = RewardParts(*(dist.gather(getattr(parts, n)) for n in ("relevance", "coverage", "deep", "rules", "total")),
+                        violations=[[rule for rule, on in zip(RULES, row) if on] for row in violated.tolist()])
+    return parts, dist.gather(lengths), dist.gather(truncated), len(batch.prompts) * dist.world_size
+
+
+def step_metrics(batch: StepBatch, update: dict[str, float], phase_seconds: dict[str, float], step_time: float,
+                 lr: float, dist: Distributed | None = None) -> dict[str, float]:
+    """The step's TensorBoard scalars, over every process's completions. Call it on every process."""
+    parts, lengths, truncated, n_prompts = gathered(batch, dist or Distributed())
     m = {f"reward/{n}/mean": getattr(parts, n).mean().item() for n in PART_NAMES}
     m.update({f"reward/{n}/std": getattr(parts, n).std().item() for n in PART_NAMES})
     m["frac_reward_zero_std"] = batch.zero_std_fraction
     m["completions/mean_length"] = lengths.mean().item()
     m["completions/max_length"] = lengths.max().item()
-    m["completions/truncated_fraction"] = r.truncated.float().mean().item()
+    m["completions/truncated_fraction"] = truncated.float().mean().item()
     m["rules/violation_rate"] = sum(bool(v) for v in parts.violations) / len(parts.violations)
     for rule in RULES:
         m[f"rules/{rule}"] = sum(rule in v for v in parts.violations) / len(parts.violations)
@@ -44,7 +70,7 @@ def step_metrics(batch: StepBatch, update: dict[str, float], phase_seconds: dict
         m[f"time/{phase}_s"] = seconds
     m["time/step_s"] = step_time
     m["time/tokens_per_s"] = lengths.sum().item() / step_time  # completion tokens
-    m["time/prompts_per_hour"] = 3600 * len(batch.prompts) / step_time
+    m["time/prompts_per_hour"] = 3600 * n_prompts / step_time
     return m
 
 

@@ -1,4 +1,4 @@
-"""The learning-rate schedule and seeding: the two pure functions a run's reproducibility rests on."""
+"""The learning-rate schedule and seeding: the pure functions a run's reproducibility rests on."""
 from __future__ import annotations
 
 import math
@@ -22,3 +22,14 @@ def seed_everything(seed: int, device: torch.device | str = "cpu") -> torch.Gene
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator(device=device).manual_seed(seed)
+
+
+def group_generators(seed: int, step: int, round_: int, first_group: int, n: int,
+                     device: torch.device | str = "cpu") -> list[torch.Generator]:
+    """Sampling generators for ``n`` groups, the i-th seeded from (seed, step, refill round, ``first_group + i``).
+
+    A group's samples then depend on where it sits in the step's global batch, not on which process samples it,
+    what else shares its decode batch, or whether the run was resumed."""
+    return [torch.Generator(device=device).manual_seed(
+        int(np.random.SeedSequence([seed, step, round_, first_group + i]).generate_state(1, dtype=np.uint64)[0]))
+        for i in range(n)]

@@ -6,6 +6,7 @@ search contexts -> build prompts -> sample G completions each -> score with the 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import time
@@ -15,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
@@ -31,19 +33,20 @@ from grpo.checkpoint import (
     write_run_config,
 )
 from grpo.config import GRPOConfig
+from grpo.distributed import Distributed
 from grpo.host import keep_freed_memory, use_cores
 from grpo.guards import GracefulStop, check_skipped_step, first_nonfinite
-from grpo.logs import PhaseTimer, completions_markdown, flat_hparams, log_scalars, step_metrics
+from grpo.logs import NullWriter, PhaseTimer, completions_markdown, flat_hparams, log_scalars, step_metrics
 from grpo.model_card import write_model_card, write_settings
 from grpo.objective import LossNormalizer, group_advantages, grpo_loss, masked_mean, zero_std_groups
 from grpo.provenance import provenance
-from grpo.schedule import seed_everything, warmup_cosine
+from grpo.schedule import group_generators, seed_everything, warmup_cosine
 from grpo.validation import reward_summary, validation_reward
 from policy import (
+    CompletionScorer,
     LoraConfig,
     PromptConfig,
     apply_lora,
-    completion_logprobs,
     parse_completion,
     sample_groups,
     save_adapter,
@@ -64,22 +67,31 @@ class GRPOTrainer:
         valid_qids: list[str],
         lora_cfg: LoraConfig | None = None,
         run_config: dict | None = None,
+        dist: Distributed | None = None,
     ):
         self.cfg, self.tokenizer, self.reward, self.prompt_cfg = cfg, tokenizer, reward, prompt_cfg
+        self.dist = dist or Distributed()
+        self.dist.shard(cfg.num_prompts_per_step)  # fails early, in one line, when the batch does not split
         self.valid_qids = valid_qids[: cfg.eval_queries]
         self.device = next(model.parameters()).device
         self.generator = seed_everything(cfg.seed, self.device)
         # The reference is the policy before any update; with beta == 0 it is never built.
-        self.ref_model = None
+        self.ref_model = self.ref_scorer = None
         if cfg.beta > 0:
             self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+            self.ref_scorer = CompletionScorer(self.ref_model)
         self.lora_cfg = lora_cfg or LoraConfig()
         if cfg.use_lora:
             apply_lora(model, self.lora_cfg)
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable()
             model.config.use_cache = False
-        self.model = model
+        self.model = model  # the bare policy: sampling, the reference copy and checkpoints use it
+        # The differentiated forward goes through this module, under DDP when there are several processes.
+        self.scorer = CompletionScorer(model)
+        if self.dist.enabled:
+            self.scorer = DistributedDataParallel(self.scorer, device_ids=[self.device] if self.device.type == "cuda"
+                                                  else None)
         self.rollout_policy = SamplingCopy(model, cfg.precision)
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
@@ -99,7 +111,11 @@ class GRPOTrainer:
         """Query texts, chat prompts and the context titles they show, one per query id."""
         return make_prompts(self.tokenizer, self.reward, qids, self.prompt_cfg)
 
-    def rollout(self, qids: list[str], timer: PhaseTimer) -> StepBatch:
+    def rollout(self, qids: list[str], timer: PhaseTimer, round_: int = 0, first_group: int = 0) -> StepBatch:
+        """Sample and score this process's groups; ``first_group``: the first one's index in the step's draw.
+
+        Advantages are per group here; :meth:`rollout_with_dynamic_sampling` recomputes them over the final
+        batch of every process (``scale_rewards = "batch"`` needs them all)."""
         cfg, G = self.cfg, self.cfg.num_generations
         with timer("search"):
             queries, prompts, contexts = self.make_prompts(qids)
@@ -107,7 +123,8 @@ class GRPOTrainer:
         with timer("generate"):
             rollout = sample_groups(
                 self.rollout_policy.model(), self.tokenizer, prompts, G, max_new_tokens=cfg.max_completion_length,
-                temperature=cfg.temperature, top_p=cfg.top_p, generator=self.generator,
+                temperature=cfg.temperature, top_p=cfg.top_p,
+                generator=group_generators(cfg.seed, self.state.step, round_, first_group, len(qids), self.device),
             )
         with timer("reward"):
             expansions = [parse_completion(t, self.prompt_cfg.num_expansions) for t in rollout.texts]
@@ -121,22 +138,28 @@ class GRPOTrainer:
                          zero_std.float().mean().item())
 
     def rollout_with_dynamic_sampling(self, timer: PhaseTimer) -> StepBatch:
-        """Sample a batch; with dynamic sampling, replace groups that carry no signal (DAPO)."""
-        n = self.cfg.num_prompts_per_step
-        batch = self.rollout(self.sampler.take(n), timer)
-        if not self.cfg.dynamic_sampling:
-            return batch
-        G = self.cfg.num_generations
-        first_zero_std = batch.zero_std_fraction
-        for _ in range(self.cfg.max_refill_rounds):
+        """Sample the step's batch; with dynamic sampling, replace groups that carry no signal (DAPO).
+
+        Every process draws the whole batch from the same sampler and keeps its own slice of groups; refills are
+        drawn the same way, so the groups, and the samples each gets, are those of a single process."""
+        n, G, dist = self.cfg.num_prompts_per_step, self.cfg.num_generations, self.dist
+        mine = dist.shard(n)
+        batch = self.rollout(self.sampler.take(n)[mine], timer, 0, mine.start)
+        zero_std = dist.gather(zero_std_groups(batch.parts.total, G))
+        for round_ in range(1, self.cfg.max_refill_rounds + 1 if self.cfg.dynamic_sampling else 1):
             keep = (~zero_std_groups(batch.parts.total, G)).nonzero().flatten().tolist()
-            if len(keep) == n:
+            missing = dist.gather(torch.tensor([len(batch.prompts) - len(keep)]))  # [world_size]
+            if missing.sum() == 0:
                 break
-            extra = self.rollout(self.sampler.take(n - len(keep)), timer)
-            batch = concat_batches(select_groups(batch, keep, G), extra, G)
-        batch.zero_std_fraction = first_zero_std  # what sampling gave, before the refill
-        # Recomputed over the final batch: with scale_rewards="batch" the std spans all kept groups.
-        batch.advantages = group_advantages(batch.parts.total, G, self.cfg.scale_rewards)
+            draw = self.sampler.take(int(missing.sum()))
+            start, count = int(missing[:dist.rank].sum()), int(missing[dist.rank])
+            if count:
+                extra = self.rollout(draw[start:start + count], timer, round_, start)
+                batch = concat_batches(select_groups(batch, keep, G), extra, G)
+        batch.zero_std_fraction = zero_std.float().mean().item()  # what sampling gave, before any refill
+        rewards = dist.gather(batch.parts.total)  # every process holds n / world_size groups
+        rows = dist.shard(len(rewards), "the batch")
+        batch.advantages = group_advantages(rewards, G, self.cfg.scale_rewards)[rows]
         return batch
 
     # ------------------------------------------------------------------ log-probs and update
@@ -148,31 +171,33 @@ class GRPOTrainer:
             g1 = min(g0 + step, n_groups)
             yield g0, g1, slice(g0 * G, g1 * G)
 
-    def logprobs(self, model, batch: StepBatch, g0: int, g1: int, rows: slice, return_entropy: bool = False):
+    def logprobs(self, scorer, batch: StepBatch, g0: int, g1: int, rows: slice, return_entropy: bool = False):
+        """Log-probs ``[b, T]`` of groups ``g0:g1`` under ``scorer`` (a :class:`CompletionScorer`, maybe DDP's)."""
         r = batch.rollout
         with autocast(self.cfg.precision, self.device):  # the forward only: backward follows autocast's choices
-            return completion_logprobs(
-                model, r.prompt_ids[g0:g1], r.completion_ids[rows], r.completion_mask[rows],
-                self.cfg.num_generations, temperature=self.cfg.temperature, return_entropy=return_entropy,
-            )
+            return scorer(r.prompt_ids[g0:g1], r.completion_ids[rows], r.completion_mask[rows],
+                          self.cfg.num_generations, temperature=self.cfg.temperature, return_entropy=return_entropy)
 
     @torch.inference_mode()
-    def frozen_logprobs(self, model, batch: StepBatch) -> torch.Tensor:
+    def frozen_logprobs(self, scorer, batch: StepBatch) -> torch.Tensor:
         """``[B, T]`` log-probs under a model that is not being differentiated (reference or old policy)."""
-        return torch.cat([self.logprobs(model, batch, g0, g1, rows) for g0, g1, rows in self.micro_batches(batch)])
+        return torch.cat([self.logprobs(scorer, batch, g0, g1, rows) for g0, g1, rows in self.micro_batches(batch)])
 
     def update(self, batch: StepBatch, timer: PhaseTimer) -> tuple[dict[str, float], str | None]:
         """Learn from one batch. Returns the step's statistics and why it was skipped (None: it was applied).
 
         A step whose rewards, loss or gradients are not finite is skipped: that optimiser pass never runs,
-        so neither the weights nor the Adam moments see the NaN. The schedule moves on either way."""
+        so neither the weights nor the Adam moments see the NaN. The schedule moves on either way. Processes
+        decide together: one process's NaN reward skips the step everywhere."""
         totals: dict[str, float] = defaultdict(float)
         reason = first_nonfinite(rewards=batch.parts.total, advantages=batch.advantages)
+        if self.dist.any(reason is not None)[0] and reason is None:
+            reason = "rewards (in another process)"
         if reason is None:
             ref_logprobs = None
             if self.cfg.beta > 0:
                 with timer("reference"):
-                    ref_logprobs = self.frozen_logprobs(self.ref_model, batch)
+                    ref_logprobs = self.frozen_logprobs(self.ref_scorer, batch)
             self.model.train()
             with timer("update"):
                 reason = self.optimise(batch, ref_logprobs, totals)
@@ -181,41 +206,56 @@ class GRPOTrainer:
             warnings.filterwarnings("ignore", "Detected call of", UserWarning)
             self.scheduler.step()
         self.model.eval()
-        return dict(totals), reason
+        # Each process holds its groups' share of a statistic; the gradient norm is the same on all of them.
+        return {**self.dist.sum_values({k: v for k, v in totals.items() if k != "grad_norm"}),
+                **{k: v for k, v in totals.items() if k == "grad_norm"}}, reason
+
+    def loss_normalizer(self, batch: StepBatch) -> LossNormalizer:
+        """The totals every loss share divides by: of the whole step, over all processes."""
+        mask, cfg = batch.loss_mask, self.cfg
+        sequences, tokens, micro_batches = self.dist.sum(torch.tensor(
+            [mask.shape[0], int(mask.sum().item()), len(range(0, len(batch.prompts), cfg.micro_batch_groups))]
+        )).tolist()
+        return LossNormalizer(num_sequences=sequences, num_tokens=tokens,
+                              max_completion_length=cfg.max_completion_length, num_micro_batches=micro_batches)
 
     def optimise(self, batch: StepBatch, ref_logprobs: torch.Tensor | None, totals: dict[str, float]) -> str | None:
         """``num_iterations`` clipped policy-gradient passes over ``batch``, accumulating statistics into
         ``totals``; stops before the optimiser sees a non-finite loss or gradient and returns which."""
-        cfg = self.cfg
+        cfg, world = self.cfg, self.dist.world_size
         # The ratio's denominator. The first pass runs before any optimiser step, so its detached log-probs
         # are the sampling policy's: no separate old-log-prob pass, for any num_iterations.
         old_logprobs: torch.Tensor | None = None
-        norm = LossNormalizer(
-            num_sequences=batch.loss_mask.shape[0],
-            num_tokens=int(batch.loss_mask.sum().item()),
-            max_completion_length=cfg.max_completion_length,
-            num_micro_batches=len(range(0, len(batch.prompts), cfg.micro_batch_groups)),
-        )
+        norm = self.loss_normalizer(batch)
+        n_groups = norm.num_sequences // cfg.num_generations
+        micro_batches = list(self.micro_batches(batch))
         for _ in range(cfg.num_iterations):
             self.optimizer.zero_grad(set_to_none=True)
             first_pass = []
-            for g0, g1, rows in self.micro_batches(batch):
-                logprobs, entropy = self.logprobs(self.model, batch, g0, g1, rows, return_entropy=True)
-                if old_logprobs is None:
-                    first_pass.append(logprobs.detach())
-                    old = first_pass[-1]  # ratio 1: the exact on-policy gradient
-                else:
-                    old = old_logprobs[rows]
-                ref = None if ref_logprobs is None else ref_logprobs[rows]
-                loss, stats = grpo_loss(
-                    logprobs, old, ref, batch.advantages[rows].to(logprobs.device), batch.loss_mask[rows], norm,
-                    loss_type=cfg.loss_type, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high,
-                    beta=cfg.beta, kl_estimator=cfg.kl_estimator,
-                )
-                if first_nonfinite(loss=loss):
-                    return "loss"
-                loss.backward()
-                share = (g1 - g0) / len(batch.prompts) / cfg.num_iterations
+            for i, (g0, g1, rows) in enumerate(micro_batches):
+                # DDP all-reduces the gradients once per pass, in the last micro-batch's backward.
+                last = i == len(micro_batches) - 1
+                sync = self.scorer.no_sync() if self.dist.enabled and not last else contextlib.nullcontext()
+                with sync:
+                    logprobs, entropy = self.logprobs(self.scorer, batch, g0, g1, rows, return_entropy=True)
+                    if old_logprobs is None:
+                        first_pass.append(logprobs.detach())
+                        old = first_pass[-1]  # ratio 1: the exact on-policy gradient
+                    else:
+                        old = old_logprobs[rows]
+                    ref = None if ref_logprobs is None else ref_logprobs[rows]
+                    loss, stats = grpo_loss(
+                        logprobs, old, ref, batch.advantages[rows].to(logprobs.device), batch.loss_mask[rows], norm,
+                        loss_type=cfg.loss_type, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high,
+                        beta=cfg.beta, kl_estimator=cfg.kl_estimator,
+                    )
+                    # With several processes every one must reach the all-reduce: a NaN loss travels into the
+                    # gradients of all of them, and the gradient check below skips the step everywhere.
+                    if first_nonfinite(loss=loss) and not self.dist.enabled:
+                        return "loss"
+                    # DDP averages gradients over processes; the normaliser is global, so undo the average.
+                    (loss * world).backward()
+                share = (g1 - g0) / n_groups / cfg.num_iterations
                 totals["loss"] += loss.item() / cfg.num_iterations
                 totals["entropy"] += masked_mean(entropy, batch.loss_mask[rows]).item() * share
                 for k, v in stats.items():
@@ -237,13 +277,19 @@ class GRPOTrainer:
         """See :func:`grpo.validation.validation_reward`; {} without validation queries."""
         if not self.valid_qids:
             return {}
-        _, prompts, _ = self.make_prompts(self.valid_qids)
+        mine = self.dist.share(len(self.valid_qids))
+        qids = self.valid_qids[mine]
+        _, prompts, _ = self.make_prompts(qids)
         return validation_reward(self.rollout_policy.model(), self.tokenizer, self.reward, self.prompt_cfg, self.cfg,
-                                 self.valid_qids, prompts)
+                                 qids, prompts, first_query=mine.start, dist=self.dist)
 
     # ------------------------------------------------------------------ checkpoints
 
     def save(self) -> Path:
+        """Rank 0 writes ``checkpoint-<step>``; the other processes wait until it is complete."""
+        if not self.dist.is_main:
+            self.dist.barrier()
+            return self.output_dir / f"checkpoint-{self.state.step}"
         path = save_checkpoint(
             self.output_dir, export_state_dict(self.model, self.cfg.use_lora), self.model, self.tokenizer,
             self.optimizer, self.scheduler, self.generator, self.state,
@@ -255,6 +301,7 @@ class GRPOTrainer:
             save_adapter(self.model, path / "adapter.safetensors", self.lora_cfg)
         write_model_card(path, self.run_config, self.state.step, self.state.history, lora=self.cfg.use_lora)
         write_settings(path, self.run_config)
+        self.dist.barrier()
         return path
 
     def resume(self) -> bool:
@@ -264,7 +311,8 @@ class GRPOTrainer:
             return False
         path, restored = found
         self.state.__dict__.update(restored.__dict__)
-        print(f"resumed from {path} at step {self.state.step}")
+        if self.dist.is_main:
+            print(f"resumed from {path} at step {self.state.step}")
         if restored.max_steps and restored.max_steps != self.cfg.max_steps:
             stretch_schedule(self.optimizer, self.cfg, self.state.step, restored.max_steps)
         return True
@@ -273,17 +321,21 @@ class GRPOTrainer:
 
     def start(self, resume: bool, overwrite: bool) -> SummaryWriter:
         """Prepare the output folder (refuse another run's checkpoints, or clear them), resume, archive the
-        config; return the TensorBoard writer, which drops events logged after the checkpoint resumed from."""
-        use_cores()
+        config; return the TensorBoard writer, which drops events logged after the checkpoint resumed from.
+        Rank 0 does the writing; every process resumes from the same checkpoint."""
+        use_cores(self.dist.local_world_size)
         keep_freed_memory()
         check_output_dir(self.output_dir, resume, overwrite)
-        if overwrite and not resume:
-            clear_output_dir(self.output_dir)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        if resume and not self.resume():
+        with self.dist.main_first():
+            if self.dist.is_main and overwrite and not resume:
+                clear_output_dir(self.output_dir)
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        if resume and not self.resume() and self.dist.is_main:
             print(f"--resume: no checkpoint in {self.output_dir}, starting fresh")
-        write_run_config(self.output_dir, self.run_config, self.state.step)
         self.state.max_steps = self.cfg.max_steps
+        if not self.dist.is_main:
+            return NullWriter()
+        write_run_config(self.output_dir, self.run_config, self.state.step)
         # A killed run may have logged steps past its last checkpoint; the resumed run logs them again.
         return SummaryWriter(str(self.output_dir / "tb"), purge_step=self.state.step + 1 if self.state.step else None)
 
@@ -298,9 +350,11 @@ class GRPOTrainer:
             before = self.validation_reward()
             self.state.history.update({f"{k}@start": v for k, v in before.items()})
             log_scalars(writer, before, 0)
-            print("valid reward before training: " + reward_summary(before))
+            if self.dist.is_main:
+                print("valid reward before training: " + reward_summary(before))
 
-        bar = tqdm(total=cfg.max_steps, initial=self.state.step, desc="grpo", dynamic_ncols=True)
+        bar = tqdm(total=cfg.max_steps, initial=self.state.step, desc="grpo", dynamic_ncols=True,
+                   disable=not self.dist.is_main)
         started = time.perf_counter()
         with GracefulStop() as stop:
             while self.state.step < cfg.max_steps:
@@ -309,15 +363,18 @@ class GRPOTrainer:
                 update_stats, skipped = self.update(batch, timer)
                 self.state.step += 1
                 step, step_time = self.state.step, time.perf_counter() - t0
-                stopping = stop.received  # read once: a signal from here on is handled after the next step
+                # Read once (a signal from here on is handled after the next step) and agreed by all processes:
+                # torchrun passes a signal to each, and they must stop after the same step.
+                out_of_time = cfg.max_time_s is not None and time.perf_counter() - started >= cfg.max_time_s
+                any_signal, out_of_time = self.dist.any(stop.received is not None, out_of_time)
+                stopping = stop.received or ("a signal to another process" if any_signal else None)
                 check_skipped_step(skipped, self.state, cfg.max_nonfinite_steps, step)
                 if step % cfg.logging_steps == 0 or skipped:
                     lr = self.scheduler.get_last_lr()[0]
-                    metrics = step_metrics(batch, update_stats, timer.seconds, step_time, lr)
+                    metrics = step_metrics(batch, update_stats, timer.seconds, step_time, lr, self.dist)
                     log_scalars(writer, {**metrics, "train/skipped_steps": self.state.skipped_steps}, step)
                 if step % cfg.log_completions_steps == 0:
                     writer.add_text("completions", completions_markdown(batch), step)
-                out_of_time = cfg.max_time_s is not None and time.perf_counter() - started >= cfg.max_time_s
                 if step % cfg.save_steps == 0 or step == cfg.max_steps or out_of_time or stopping:
                     path = self.save()
                 bar.update(1)
@@ -328,7 +385,8 @@ class GRPOTrainer:
                     writer.close()
                     return {"stopped_by": stopping, "step": step, "checkpoint": str(path)}
                 if out_of_time:
-                    print(f"\nmax_time_s={cfg.max_time_s:g} reached after step {step}: stopping")
+                    if self.dist.is_main:
+                        print(f"\nmax_time_s={cfg.max_time_s:g} reached after step {step}: stopping")
                     break
         bar.close()
 
@@ -337,6 +395,8 @@ class GRPOTrainer:
         result = {**self.state.history, **{f"{k}@end": v for k, v in after.items()}}
         writer.add_hparams(flat_hparams(self.run_config), {f"hparam/{k}": v for k, v in result.items() if "total" in k})
         writer.close()
-        (self.output_dir / "result.json").write_text(json.dumps({**result, **provenance(self.run_config)}, indent=1))
-        print("valid reward after training: " + reward_summary(after))
+        if self.dist.is_main:
+            (self.output_dir / "result.json").write_text(json.dumps({**result, **provenance(self.run_config)},
+                                                                    indent=1))
+            print("valid reward after training: " + reward_summary(after))
         return result

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 
 from grpo.config import GRPOConfig
+from grpo.distributed import Distributed
+from grpo.schedule import group_generators
 from policy import PromptConfig, parse_completion, sample_groups
 from reward import PART_NAMES as PARTS, RewardParts, SearchReward
 
@@ -19,22 +21,33 @@ def score_samples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptConf
 
 @torch.inference_mode()
 def validation_reward(model, tokenizer, reward: SearchReward, prompt_cfg: PromptConfig, cfg: GRPOConfig,
-                      qids: list[str], prompts: list[str]) -> dict[str, float]:
+                      qids: list[str], prompts: list[str], first_query: int = 0,
+                      dist: Distributed | None = None) -> dict[str, float]:
     """Mean reward parts on the validation queries, two ways.
 
     ``valid/reward``: greedy expansions, what serving would get. ``valid/reward_sampled``:
-    ``eval_samples_per_query`` samples at the training temperature, the quantity GRPO optimises; a fixed
-    seed makes the before/after numbers comparable (and leaves the training RNG untouched).
+    ``eval_samples_per_query`` samples at the training temperature, the quantity GRPO optimises; fixed
+    per-query seeds make the before/after numbers comparable (and leave the training RNG untouched).
+    With several processes each scores its share of the queries (``first_query``: the first one's index among
+    all); the means are over all of them.
     """
+    dist = dist or Distributed()
     model.eval()
     parts = score_samples(model, tokenizer, reward, prompt_cfg, cfg, qids, prompts, 1, temperature=0.0)
-    metrics = {f"valid/reward/{n}": getattr(parts, n).mean().item() for n in PARTS}
+    metrics = means(parts, "valid/reward", dist)
     if cfg.eval_samples_per_query > 0:
         device = next(model.parameters()).device
+        generators = group_generators(cfg.seed + 1, 0, 0, first_query, len(qids), device)
         parts = score_samples(model, tokenizer, reward, prompt_cfg, cfg, qids, prompts, cfg.eval_samples_per_query,
-                              temperature=cfg.temperature, generator=torch.Generator(device).manual_seed(cfg.seed + 1))
-        metrics.update({f"valid/reward_sampled/{k}": getattr(parts, k).mean().item() for k in PARTS})
+                              temperature=cfg.temperature, generator=generators)
+        metrics.update(means(parts, "valid/reward_sampled", dist))
     return metrics
+
+
+def means(parts: RewardParts, prefix: str, dist: Distributed) -> dict[str, float]:
+    """``{prefix/part: mean}`` over the completions of every process."""
+    sums = dist.sum_values({n: getattr(parts, n).sum().item() for n in PARTS} | {"count": len(parts.total)})
+    return {f"{prefix}/{n}": sums[n] / sums["count"] for n in PARTS}
 
 
 def reward_summary(metrics: dict[str, float]) -> str:

@@ -29,33 +29,44 @@ def _config(args) -> LeserConfig:
 
 
 def cmd_train(args) -> int:
+    """One process, or one of ``torchrun``'s: rank 0 converts the model, embeds the catalog and distills the warm
+    start first (the others then read what it wrote) and writes every file."""
     from grpo.checkpoint import check_output_dir
+    from grpo.distributed import from_environment, shutdown
     from grpo.trainer import GRPOTrainer
     from leser.runtime import build_reward, trainable_queries, training_queries
     from policy import load_policy
+    from policy.loading import resolve_device
 
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run in output_dir and --overwrite replaces it: give one")
     cfg = _config(args)
     # The cheap checks first: a reused folder or a wrong model path fails in seconds, before the catalog is embedded.
     check_output_dir(cfg.train.output_dir, args.resume, args.overwrite)
-    model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)
-    reward = build_reward(cfg)
-    print(reward.dataset.summary())
-    print(f"retrieval plan: {reward.plan}")
-    train_qids = training_queries(cfg, reward)
-    if cfg.distill.before_train:
-        cfg.policy.model = _warm_start(cfg, reward, train_qids, model, tokenizer)
-        model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)  # as a resumed run loads it
-    valid_qids = trainable_queries(cfg, reward.dataset, "valid")
-    trainer = GRPOTrainer(cfg.train, model, tokenizer, reward, cfg.prompt, train_qids, valid_qids,
-                          lora_cfg=cfg.lora, run_config=cfg.to_dict())
-    result = trainer.train(resume=args.resume, overwrite=args.overwrite)
+    dist = from_environment(resolve_device(None))  # nccl where load_policy puts the model on a GPU, else gloo
+    say = print if dist.is_main else (lambda *a, **k: None)
+    try:
+        with dist.main_first():
+            model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)
+            reward = build_reward(cfg)
+        say(reward.dataset.summary())
+        say(f"retrieval plan: {reward.plan}")
+        train_qids = training_queries(cfg, reward)
+        if cfg.distill.before_train:
+            with dist.main_first():
+                cfg.policy.model = _warm_start(cfg, reward, train_qids, model, tokenizer)
+            model, tokenizer = load_policy(cfg.policy.model, dtype=cfg.policy.dtype)  # as a resumed run loads it
+        valid_qids = trainable_queries(cfg, reward.dataset, "valid")
+        trainer = GRPOTrainer(cfg.train, model, tokenizer, reward, cfg.prompt, train_qids, valid_qids,
+                              lora_cfg=cfg.lora, run_config=cfg.to_dict(), dist=dist)
+        result = trainer.train(resume=args.resume, overwrite=args.overwrite)
+    finally:
+        shutdown()
     if "stopped_by" in result:
-        print(f"leser train: stopped by {result['stopped_by']} after step {result['step']}, checkpoint "
-              f"{result['checkpoint']}; continue with: {resume_command(args)}")
+        say(f"leser train: stopped by {result['stopped_by']} after step {result['step']}, checkpoint "
+            f"{result['checkpoint']}; continue with: {resume_command(args)}")
         return 0
-    print(json.dumps(result, indent=1))
+    say(json.dumps(result, indent=1))
     return 0
 
 

@@ -5,7 +5,7 @@ Self-contained: it depends on torch/transformers only, never on ``retrieval``, `
 """
 from .expand import expand_queries
 from .loading import convert_gguf, default_policy_dir, load_policy
-from .logprobs import completion_logprobs, naive_completion_logprobs
+from .logprobs import CompletionScorer, completion_logprobs, naive_completion_logprobs
 from .lora import (LoraConfig, apply_lora, load_adapter, lora_state_dict, merge_lora, save_adapter,
                    save_peft_adapter)
 from .prompts import PromptConfig, build_prompt, parse_completion
@@ -22,6 +22,7 @@ __all__ = [
     "sample_groups",
     "expand_queries",
     "completion_logprobs",
+    "CompletionScorer",
     "naive_completion_logprobs",
     "LoraConfig",
     "apply_lora",

@@ -175,3 +175,21 @@ def naive_completion_logprobs(model: nn.Module, prompt_ids: list[torch.Tensor], 
     logprobs = torch.cat(parts, dim=0)
     mask = completion_mask.to(logprobs.device).bool()
     return torch.where(mask, logprobs, torch.zeros_like(logprobs))
+
+
+class CompletionScorer(nn.Module):
+    """``forward`` = :func:`completion_logprobs` of the wrapped model, so that DDP sees the forward pass.
+
+    ``completion_logprobs`` calls the model's inner modules (the base model and the LM head) directly. Through a
+    ``DistributedDataParallel`` wrapper of the *model*, that path would bypass DDP's forward and its gradients
+    would never be synchronised; wrapping this module instead puts the whole scoring under DDP's hooks.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, prompt_ids: list[torch.Tensor], completion_ids: torch.Tensor, completion_mask: torch.Tensor,
+                group_size: int, temperature: float = 1.0, return_entropy: bool = False):
+        return completion_logprobs(self.model, prompt_ids, completion_ids, completion_mask, group_size,
+                                   temperature=temperature, return_entropy=return_entropy)

@@ -96,26 +96,37 @@ def top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     return torch.zeros_like(probs).scatter(-1, order, sorted_probs)
 
 
+Generators = torch.Generator | list[torch.Generator] | None
+"""One generator for the whole batch, or one per group (each draws its group's rows), or the global RNG."""
+
+
+def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One ``torch.multinomial`` sample per row of ``probs [b, V]`` -> ``[b]``."""
+    if generator is not None and generator.device.type != probs.device.type:
+        # A generator on another device (a CPU one with a GPU model) still works, at the cost of a copy.
+        return torch.multinomial(probs.to(generator.device), 1, generator=generator).to(probs.device).squeeze(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
 def sample_next(
-    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
+    logits: torch.Tensor, temperature: float, top_p: float, generator: Generators
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pick the next token per row from ``logits [B, V]``; returns ``tokens [B]`` and their log-probs ``[B]``.
 
-    Consumes exactly one ``torch.multinomial`` draw over the whole batch per call (none when greedy),
-    which keeps RNG streams reproducible for a given batch shape.
+    Consumes exactly one ``torch.multinomial`` draw per generator per call (none when greedy). With one
+    generator per group, a group's tokens depend only on its own generator, not on the other rows of the batch:
+    the same on one process or several, whatever the batch layout.
     """
     logits = logits.float()
     if temperature == 0:
         tokens = logits.argmax(-1)
     else:
-        probs = torch.softmax(logits / temperature, dim=-1)
-        probs = top_p_filter(probs, top_p)
-        if generator is not None and generator.device.type != probs.device.type:
-            # A generator on another device (a CPU one with a GPU model) still works, at the cost of a copy.
-            tokens = torch.multinomial(probs.to(generator.device), 1, generator=generator).to(probs.device)
+        probs = top_p_filter(torch.softmax(logits / temperature, dim=-1), top_p)
+        if isinstance(generator, list):
+            rows = probs.shape[0] // len(generator)
+            tokens = torch.cat([_draw(p, g) for p, g in zip(probs.split(rows), generator)])
         else:
-            tokens = torch.multinomial(probs, 1, generator=generator)
-        tokens = tokens.squeeze(-1)
+            tokens = _draw(probs, generator)
     return tokens, token_logprobs(logits, tokens, temperature)
 
 
@@ -134,7 +145,7 @@ def _decode_chunk(
     max_new_tokens: int,
     temperature: float,
     top_p: float,
-    generator: torch.Generator | None,
+    generator: Generators,
     eos_ids: torch.Tensor,
     pad_id: int,
 ) -> _Chunk:
@@ -193,7 +204,7 @@ def sample_groups(
     max_new_tokens: int = 32,
     temperature: float = 1.0,
     top_p: float = 1.0,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     eos_token_ids: list[int] | None = None,
     groups_per_batch: int | None = 8,
 ) -> Rollout:
@@ -201,8 +212,9 @@ def sample_groups(
 
     Runs under ``torch.inference_mode()``. Each prompt's forward pass runs once; its KV cache is
     repeated to G rows for decoding. ``groups_per_batch`` prompts are decoded together
-    (left-padded; ``None`` = all at once). ``temperature == 0`` decodes greedily. ``generator`` is best
-    on the model's device (another device works, at one copy per token). Rows stop at their first EOS
+    (left-padded; ``None`` = all at once). ``temperature == 0`` decodes greedily. ``generator``: one for the
+    batch, or a list with one per prompt (then a group's samples do not depend on the batch around it); best on
+    the model's device (another device works, at one copy per token). Rows stop at their first EOS
     (``eos_token_ids``, default: the tokenizer's and generation config's) and emit the pad token afterwards.
     """
     if not prompts:
@@ -211,6 +223,8 @@ def sample_groups(
         raise ValueError("group_size and max_new_tokens must be >= 1")
     if temperature < 0 or not 0 < top_p <= 1:
         raise ValueError("need temperature >= 0 and 0 < top_p <= 1")
+    if isinstance(generator, list) and len(generator) != len(prompts):
+        raise ValueError(f"{len(generator)} generators for {len(prompts)} prompts: give one per prompt")
     eos = resolve_eos_ids(model, tokenizer, eos_token_ids)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
     eos_ids = torch.tensor(eos, dtype=torch.long, device=model_device(model))
@@ -219,7 +233,7 @@ def sample_groups(
     with torch.inference_mode():
         chunks = [
             _decode_chunk(model, prompt_ids[i:i + step], group_size, max_new_tokens, temperature, top_p,
-                          generator, eos_ids, pad_id)
+                          generator[i:i + step] if isinstance(generator, list) else generator, eos_ids, pad_id)
             for i in range(0, len(prompt_ids), step)
         ]
     merged = _merge_chunks(chunks, pad_id)

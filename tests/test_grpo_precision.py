@@ -1,0 +1,56 @@
+"""train.precision = "bf16": autocast for the scored passes, a bf16 copy for sampling, fp32 weights and loss."""
+from __future__ import annotations
+
+import platform
+
+import pytest
+import torch
+
+from grpo.config import GRPOConfig
+from grpo.host import keep_freed_memory, use_cores
+from grpo.logs import PhaseTimer
+from policy.precision import SamplingCopy, autocast
+from test_grpo_trainer import make_trainer, small_config
+
+
+def test_precision_is_checked_in_one_line():
+    with pytest.raises(ValueError, match=r"precision must be one of \('fp32', 'bf16'\), got 'fp16'"):
+        GRPOConfig(precision="fp16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        autocast("half", "cpu")
+
+
+def test_bf16_scores_close_to_fp32_with_ratio_one_and_zero_kl_on_the_first_pass(tmp_path, tiny_tokenizer,
+                                                                              tiny_llama):
+    trainer = make_trainer(small_config(tmp_path, precision="bf16", micro_batch_groups=2), tiny_tokenizer, tiny_llama)
+    batch = trainer.rollout(trainer.sampler.take(2), PhaseTimer())
+    rows = slice(0, len(batch.loss_mask))
+    with torch.no_grad():
+        bf16 = trainer.logprobs(trainer.scorer, batch, 0, 2, rows)
+        trainer.cfg.precision = "fp32"
+        fp32 = trainer.logprobs(trainer.scorer, batch, 0, 2, rows)
+        trainer.cfg.precision = "bf16"
+    assert bf16.dtype == torch.float32  # log-softmax in fp32 whatever the matrix products ran in
+    assert not torch.equal(bf16, fp32)  # bf16 really ran
+    torch.testing.assert_close(bf16, fp32, atol=0.05, rtol=0)
+    stats, skipped = trainer.update(batch, PhaseTimer())
+    assert skipped is None
+    assert stats["kl"] == 0.0  # the reference pass and the first policy pass are the same bf16 computation
+    assert stats["clip_ratio/low"] == stats["clip_ratio/high"] == 0.0  # ratio exactly 1 on the first pass
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # master weights stay fp32
+
+
+def test_the_sampling_copy_follows_the_master_weights(tiny_llama):
+    sampler = SamplingCopy(tiny_llama, "bf16")
+    assert next(sampler.model().parameters()).dtype == torch.bfloat16
+    with torch.no_grad():
+        tiny_llama.lm_head.weight.add_(1.0)
+    torch.testing.assert_close(sampler.model().lm_head.weight.float(), tiny_llama.lm_head.weight, atol=0.02, rtol=0.01)
+    assert SamplingCopy(tiny_llama, "fp32").model() is tiny_llama
+
+
+def test_host_settings():
+    assert use_cores(1000) == 1 == torch.get_num_threads()  # a thousand processes on this host: one core each
+    assert use_cores(1) == torch.get_num_threads() >= 1
+    if platform.libc_ver()[0] == "glibc":
+        assert keep_freed_memory()
