@@ -72,8 +72,10 @@ def run_training(tmp: Path, options: dict, dist: Distributed) -> tuple[dict[str,
     """A short training run; returns the final parameters and, per step, its queries and rewards."""
     kill_after, resume = options.pop("kill_after_step", None), options.pop("resume", False)
     zero_reward = set(options.pop("zero_reward_qids", []))
+    valid_qids = options.pop("valid_qids", None)
     tokenizer = build_tiny_tokenizer()
     trainer = make_trainer(small_config(tmp, **options), tokenizer, build_tiny_llama(tokenizer), dist=dist)
+    trainer.valid_qids = valid_qids if valid_qids is not None else trainer.valid_qids
     score = trainer.reward.score
 
     def score_with_dead_queries(qids, expansions):

@@ -47,6 +47,8 @@ def test_the_sampling_copy_follows_the_master_weights(tiny_llama):
         tiny_llama.lm_head.weight.add_(1.0)
     torch.testing.assert_close(sampler.model().lm_head.weight.float(), tiny_llama.lm_head.weight, atol=0.02, rtol=0.01)
     assert SamplingCopy(tiny_llama, "fp32").model() is tiny_llama
+    # Only weights are rounded: the rotary frequencies stay exact, or every position's phase would drift.
+    assert all(b.dtype == torch.float32 for b in sampler.model().buffers() if b.is_floating_point())
 
 
 def test_host_settings():

@@ -87,8 +87,8 @@ def our_step_times(cfg, reward, qids, steps: int, warmup: int, profiler: StepPro
                 phases.append(dict(timer.seconds))
                 tokens.append(int(batch.rollout.completion_mask.sum()))
                 prompt_tokens.extend(p.numel() for p in batch.rollout.prompt_ids)
-            phases = {k: round(v, 1) for k, v in timer.seconds.items()}
-            print(f"  ours {precision} step {i}: {elapsed:.1f}s {phases}")
+            shown = {k: round(v, 1) for k, v in timer.seconds.items()}
+            print(f"  ours {precision} step {i}: {elapsed:.1f}s {shown}")
     median = statistics.median(times)
     return {
         "median_step_s": median,

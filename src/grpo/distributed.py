@@ -6,6 +6,7 @@ input, ``barrier`` does nothing), so the loop reads the same either way. Under `
 """
 from __future__ import annotations
 
+import datetime
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,8 +91,12 @@ def from_environment(device: torch.device | str = "cpu") -> Distributed:
     if "WORLD_SIZE" not in os.environ:
         return Distributed()
     if not dist.is_initialized():
-        backend = "nccl" if torch.device(device).type == "cuda" else "gloo"
-        dist.init_process_group(backend)
+        # The loop's own small collectives (counts, flags, rewards) use CPU tensors: gloo carries them, nccl the
+        # gradients. The timeout covers rank 0 preparing alone (converting the model, embedding the catalog,
+        # distilling the warm start) while the others wait at a barrier.
+        backend = "cpu:gloo,cuda:nccl" if torch.device(device).type == "cuda" else "gloo"
+        minutes = float(os.environ.get("LESER_DIST_TIMEOUT_MIN", 360))
+        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=minutes))
     if torch.device(device).type == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     return Distributed(dist.get_rank(), dist.get_world_size(),

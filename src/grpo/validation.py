@@ -33,20 +33,23 @@ def validation_reward(model, tokenizer, reward: SearchReward, prompt_cfg: Prompt
     """
     dist = dist or Distributed()
     model.eval()
-    parts = score_samples(model, tokenizer, reward, prompt_cfg, cfg, qids, prompts, 1, temperature=0.0)
+    # A process whose share is empty (fewer queries than processes) still joins every sum.
+    parts = score_samples(model, tokenizer, reward, prompt_cfg, cfg, qids, prompts, 1, temperature=0.0) if qids \
+        else None
     metrics = means(parts, "valid/reward", dist)
     if cfg.eval_samples_per_query > 0:
         device = next(model.parameters()).device
         generators = group_generators(cfg.seed + 1, 0, 0, first_query, len(qids), device)
         parts = score_samples(model, tokenizer, reward, prompt_cfg, cfg, qids, prompts, cfg.eval_samples_per_query,
-                              temperature=cfg.temperature, generator=generators)
+                              temperature=cfg.temperature, generator=generators) if qids else None
         metrics.update(means(parts, "valid/reward_sampled", dist))
     return metrics
 
 
-def means(parts: RewardParts, prefix: str, dist: Distributed) -> dict[str, float]:
-    """``{prefix/part: mean}`` over the completions of every process."""
-    sums = dist.sum_values({n: getattr(parts, n).sum().item() for n in PARTS} | {"count": len(parts.total)})
+def means(parts: RewardParts | None, prefix: str, dist: Distributed) -> dict[str, float]:
+    """``{prefix/part: mean}`` over the completions of every process (``parts`` None: none on this one)."""
+    local = {n: 0.0 if parts is None else getattr(parts, n).sum().item() for n in PARTS}
+    sums = dist.sum_values(local | {"count": 0 if parts is None else len(parts.total)})
     return {f"{prefix}/{n}": sums[n] / sums["count"] for n in PARTS}
 
 
