@@ -1,13 +1,11 @@
 """train.precision = "bf16": autocast for the scored passes, a bf16 copy for sampling, fp32 weights and loss."""
 from __future__ import annotations
 
-import platform
-
 import pytest
 import torch
 
 from grpo.config import GRPOConfig
-from grpo.host import keep_freed_memory, use_cores
+from grpo.host import use_cores
 from grpo.logs import PhaseTimer
 from policy.precision import SamplingCopy, autocast
 from test_grpo_trainer import make_trainer, small_config
@@ -54,5 +52,3 @@ def test_the_sampling_copy_follows_the_master_weights(tiny_llama):
 def test_host_settings():
     assert use_cores(1000) == 1 == torch.get_num_threads()  # a thousand processes on this host: one core each
     assert use_cores(1) == torch.get_num_threads() >= 1
-    if platform.libc_ver()[0] == "glibc":
-        assert keep_freed_memory()
