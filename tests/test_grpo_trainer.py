@@ -219,7 +219,7 @@ def test_config_rejects_bad_options():
 
 
 def test_multiple_iterations_use_the_sampling_policy_as_old(tmp_path, tiny_tokenizer, tiny_llama, monkeypatch):
-    import grpo.trainer as trainer_module
+    import grpo.update as trainer_module
     from grpo.trainer import PhaseTimer
 
     trainer = make_trainer(small_config(tmp_path, num_iterations=3, micro_batch_groups=1), tiny_tokenizer, tiny_llama)
