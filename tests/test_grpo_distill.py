@@ -76,7 +76,7 @@ def test_distill_from_context_candidates_alone(tmp_path, tiny_tokenizer, tiny_ll
     summary = distill(tiny_llama, tiny_tokenizer, reward, prompt_cfg, ["q0", "q1", "q2"], cfg)
     examples = [json.loads(line) for line in (tmp_path / "ctx" / "examples.jsonl").read_text().splitlines()]
     # LetterReward's titles are "cordless drill" and "drill bits": only the first adds an "e" to "drill i".
-    assert summary["kept"] == summary["kept_from_context"] == 3
+    assert summary["kept"] == summary["kept_from"]["context"] == 3
     assert {e["target"] for e in examples} == {"drill 0 cordless", "drill 1 cordless", "drill 2 cordless"}
     assert summary["reward_sampled_mean"] is None
     # With the titles swapped, only the second adds an "e": the top title alone yields nothing to keep.
@@ -120,3 +120,27 @@ def test_targets_drop_whole_lines_to_fit(tiny_tokenizer):
     assert _target_ids(tiny_tokenizer, "cordless drill\nled light bulb", len(both)) == both
     assert _target_ids(tiny_tokenizer, "cordless drill\nled light bulb", len(both) - 1) == one
     assert _target_ids(tiny_tokenizer, "cordless drill", 2) == one[:2]
+
+
+def test_distill_label_candidates_write_the_relevant_items_words(tmp_path, tiny_tokenizer, tiny_llama):
+    from grpo.distill import relevant_titles
+
+    reward = LetterReward()
+    reward.rules = SimpleNamespace(max_words=8, max_chars=60)
+    titles = ["Cordless Drill", "Hammer Drill Set", "Drill Bits", "Saw Blade", "Tape"]
+    # q0's judged items: rows 1 (relevant) and 3 (below the relevant gain); q1 has no judgments.
+    reward.dataset = SimpleNamespace(queries={"q0": "drill 0", "q1": "drill 1"}, product_texts=titles,
+                                     qrels={"q0": {1: 2.0, 3: 0.5}}, relevant_gain=1.0)
+    assert relevant_titles(reward.dataset, "q0") == ["Hammer Drill Set"]
+    prompt_cfg = PromptConfig(context_k=2, max_prompt_tokens=256, system_prompt="Rewrite the query.")
+    cfg = DistillConfig(output_dir=str(tmp_path / "labels"), num_queries=2, num_samples=0, label_candidates=True,
+                        epochs=1, batch_size=2, max_completion_length=16)
+    summary = distill(tiny_llama, tiny_tokenizer, reward, prompt_cfg, ["q0", "q1"], cfg)
+    examples = [json.loads(line) for line in (tmp_path / "labels" / "examples.jsonl").read_text().splitlines()]
+    # Only q0 has relevant items; its words "hammer" and "set" carry the "e"s, two per expansion first.
+    assert summary["kept"] == summary["kept_from"]["labels"] == 1
+    assert examples[0]["qid"] == "q0" and examples[0]["target"] in {"drill 0 hammer set", "drill 0 hammer\ndrill 0 set"}
+    with pytest.raises(ValueError, match="label_candidates"):
+        DistillConfig(num_samples=0)
+    with pytest.raises(ValueError, match="precision"):
+        DistillConfig(precision="fp16")

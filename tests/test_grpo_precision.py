@@ -40,13 +40,31 @@ def test_bf16_scores_close_to_fp32_with_ratio_one_and_zero_kl_on_the_first_pass(
 
 def test_the_sampling_copy_follows_the_master_weights(tiny_llama):
     sampler = SamplingCopy(tiny_llama, "bf16")
-    assert next(sampler.model().parameters()).dtype == torch.bfloat16
+    copy = sampler.model()
+    linear = [m.weight for m in copy.modules() if isinstance(m, torch.nn.Linear)]
+    assert linear and all(w.dtype == torch.bfloat16 for w in linear)
+    # Embeddings, norms and buffers (the rotary frequencies) stay fp32: the residual stream is the scorer's.
+    others = {id(w) for w in linear}
+    assert all(p.dtype == torch.float32 for p in copy.parameters() if id(p) not in others)
+    assert copy.get_input_embeddings().weight.dtype == torch.float32
+    assert all(b.dtype == torch.float32 for b in copy.buffers() if b.is_floating_point())
     with torch.no_grad():
         tiny_llama.lm_head.weight.add_(1.0)
-    torch.testing.assert_close(sampler.model().lm_head.weight.float(), tiny_llama.lm_head.weight, atol=0.02, rtol=0.01)
+        tiny_llama.model.norm.weight.add_(0.5)
+    copy = sampler.model()
+    torch.testing.assert_close(copy.lm_head.weight.float(), tiny_llama.lm_head.weight, atol=0.02, rtol=0.01)
+    torch.testing.assert_close(copy.model.norm.weight, tiny_llama.model.norm.weight)
     assert SamplingCopy(tiny_llama, "fp32").model() is tiny_llama
-    # Only weights are rounded: the rotary frequencies stay exact, or every position's phase would drift.
-    assert all(b.dtype == torch.float32 for b in sampler.model().buffers() if b.is_floating_point())
+
+
+def test_the_sampling_copy_under_autocast_scores_as_the_autocast_policy(tiny_llama):
+    """The sampler's next-token distribution is the one the loss scores: same bf16 products, fp32 rest."""
+    ids = torch.randint(0, tiny_llama.config.vocab_size, (2, 12), generator=torch.Generator().manual_seed(0))
+    sampler = SamplingCopy(tiny_llama, "bf16")
+    with torch.no_grad(), autocast("bf16", "cpu"):
+        scored = tiny_llama(ids).logits.float().log_softmax(-1)
+        sampled = sampler.model()(ids).logits.float().log_softmax(-1)
+    torch.testing.assert_close(sampled, scored, atol=1e-5, rtol=1e-5)
 
 
 def test_host_settings():

@@ -7,13 +7,17 @@ same policy under ``train.precision = fp32`` and ``bf16``. Reports:
 - the importance ratio on the first pass under bf16: its largest deviation from 1 (must be exactly 0);
 - the KL to the reference before any update (must be exactly 0 in both) and after one update on this batch;
 - the gradient of the GRPO loss: cosine similarity and relative norm difference, bf16 against fp32;
-- the time of the reference pass and of one forward + backward, each precision.
+- the time of the reference pass and of one forward + backward, each precision;
+- the sampler against the scorer under bf16: the log-probs of the batch under the sampling copy (bf16 matrix
+  weights, fp32 rest, under autocast) and under a copy cast wholly to bf16 (the sampler before 2026-11-28's
+  fix), each against the autocast scorer; and the time to sample the batch in fp32 and with the bf16 copy.
 
     python experiments/probes/precision_check.py --config experiments/configs/hybrid.toml --model runs/hybrid_distill
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import tempfile
 import time
@@ -27,7 +31,7 @@ from grpo.provenance import provenance
 from grpo.trainer import GRPOTrainer
 from leser.config import load_config
 from leser.runtime import build_reward, trainable_queries
-from policy import load_policy
+from policy import CompletionScorer, load_policy
 
 
 def trainer_for(cfg, reward, model_dir: str, precision: str, tmp: str) -> GRPOTrainer:
@@ -56,6 +60,23 @@ def loss_and_grad(trainer: GRPOTrainer, batch, ref: torch.Tensor) -> tuple[torch
     return logprobs.detach(), grad, stats
 
 
+def sampler_gap(trainer: GRPOTrainer, batch) -> dict:
+    """Largest and mean |log-prob difference| of each candidate sampler against the (bf16) scorer on ``batch``."""
+    r, mask, cfg = batch.rollout, batch.loss_mask, trainer.cfg
+    scored = trainer.frozen_logprobs(trainer.scorer, batch)
+    out = {}
+    with torch.inference_mode():
+        # The sampler since the fix runs under autocast, like the scorer; the old one ran without it.
+        copy_lp = trainer.frozen_logprobs(CompletionScorer(trainer.rollout_policy.model()), batch)
+        all_bf16 = CompletionScorer(copy.deepcopy(trainer.model).to(torch.bfloat16))
+        old_lp = all_bf16(r.prompt_ids, r.completion_ids, r.completion_mask, cfg.num_generations,
+                          temperature=cfg.temperature)
+    for name, lp in (("linear_weights_bf16_under_autocast", copy_lp), ("all_bf16", old_lp)):
+        diff = (lp.float() - scored).abs()
+        out[name] = {"abs_diff_max": masked_max(diff, mask), "abs_diff_mean": masked_mean(diff, mask).item()}
+    return out
+
+
 def masked_max(x: torch.Tensor, mask: torch.Tensor) -> float:
     return float(torch.where(mask.bool(), x.detach(), 0.0).max())
 
@@ -74,12 +95,19 @@ def main() -> None:
     out: dict = {"model": model_dir or "default", "queries": qids}
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = trainer_for(cfg, reward, model_dir, "fp32", tmp)
-        batch = fp32.rollout(qids, PhaseTimer())
+        timer = PhaseTimer()
+        batch = fp32.rollout(qids, timer)
+        out["generate_s"] = {"fp32": timer.seconds["generate"]}
         mask = batch.loss_mask
         out["completion_tokens"] = int(mask.sum())
         results = {}
         for precision in ("fp32", "bf16"):
             trainer = fp32 if precision == "fp32" else trainer_for(cfg, reward, model_dir, "bf16", tmp)
+            if precision == "bf16":
+                timer = PhaseTimer()
+                trainer.rollout(qids, timer)  # the same queries, sampled by the bf16 copy: its time only
+                out["generate_s"]["bf16"] = timer.seconds["generate"]
+                out["sampler_against_scorer"] = sampler_gap(trainer, batch)
             start = time.perf_counter()
             ref = trainer.frozen_logprobs(trainer.ref_scorer, batch)
             reference_s = time.perf_counter() - start

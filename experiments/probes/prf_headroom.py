@@ -2,7 +2,15 @@
 top n result titles (n = 1, 2, 3, 5), one expansion per title, fused by each plan. Also the share of queries
 with headroom (reward.headroom_only). Chooses what the warm start and the reward train for; never test.
 
+``--labels`` adds the ceiling the warm start's label candidates (``distill.label_candidates``) aim the policy at:
+the query plus the words its judged relevant items share and the catalogue rarely uses
+(:class:`retrieval.CatalogVocabulary`), two words per expansion or one, ``prompt.num_expansions`` expansions.
+These rows read the valid labels to measure how far such expansions could go; the warm start reads the
+training split's.
+
     python experiments/probes/prf_headroom.py --config experiments/configs/cpu.toml --max-queries 1000
+    python experiments/probes/prf_headroom.py --config experiments/configs/labels.toml --max-queries 300 \
+        --titles 3 --labels --output runs/probe_label_headroom.json
 """
 from __future__ import annotations
 
@@ -10,10 +18,11 @@ import argparse
 import json
 from pathlib import Path
 
+from grpo.distill import relevant_titles
 from leser.config import load_config
 from leser.evaluate import EngineScores, mean_scores, paired, provenance
 from leser.runtime import Engines, build_plan, build_reward, trainable_queries
-from retrieval import load_dataset, title_expansions
+from retrieval import CatalogVocabulary, load_dataset, term_expansions, title_expansions
 from retrieval.plan import top_titles
 
 
@@ -23,6 +32,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--max-queries", type=int, default=1000)
     ap.add_argument("--titles", type=int, nargs="+", default=[1, 2, 3, 5])
+    ap.add_argument("--labels", action="store_true", help="add the label-term ceiling rows")
     ap.add_argument("--output", default="runs/probe_prf_headroom.json")
     args = ap.parse_args()
     cfg = load_config(args.config, args.set)
@@ -30,16 +40,23 @@ def main() -> None:
     qids = trainable_queries(cfg, dataset, "valid")[: args.max_queries]
     queries = [dataset.queries[q] for q in qids]
     engines = Engines(cfg, dataset)
+    label_rows = {}
+    if args.labels:
+        vocabulary = CatalogVocabulary(list(dataset.product_texts))
+        terms = [vocabulary.feedback_terms(q, relevant_titles(dataset, qid), cfg.distill.label_terms)
+                 for qid, q in zip(qids, queries)]
+        label_rows = {f"labels{n}": [term_expansions(q, t, n, cfg.prompt.num_expansions)
+                                     for q, t in zip(queries, terms)] for n in (2, 1)}
     out = {"split": "valid", "num_queries": len(qids), **provenance(cfg), "plans": {}}
     for kind in ("dense", "bm25", "hybrid"):
         plan = build_plan(cfg, dataset, kind, engines)
         scores = EngineScores(plan, dataset, qids)
         contexts = [top_titles(dataset.product_texts, r, max(args.titles)) for r in scores.originals]
         result = {"original": mean_scores(scores.scores["original query"])}
-        for n in args.titles:
-            label = f"prf{n}"
-            scores.add(label, [title_expansions(q, c[:n], cfg.rules.max_words, cfg.rules.max_chars)
-                               for q, c in zip(queries, contexts)])
+        rows = {f"prf{n}": [title_expansions(q, c[:n], cfg.rules.max_words, cfg.rules.max_chars)
+                            for q, c in zip(queries, contexts)] for n in args.titles}
+        for label, expansions in {**rows, **label_rows}.items():
+            scores.add(label, expansions)
             result[label] = {"metrics": mean_scores(scores.scores[label]),
                              "vs_original": paired(scores.scores[label], scores.scores["original query"])}
         reward = build_reward(cfg, dataset, plan)

@@ -10,6 +10,12 @@ may also hold *context candidates*: the query extended with the words of one res
 (pseudo-relevance feedback written as a query). The labels decide which title, if any, helps; the policy
 has to learn that choice from the context alone, which a 135M model does poorly (README), so
 ``context_titles = 1`` offers only the top title: one rule, kept where it helps.
+
+*Label candidates* go past the shown titles: the query plus the words its judged relevant items share and
+the catalogue rarely uses (:class:`retrieval.CatalogVocabulary`). They use the training split's labels,
+as the reward does, and teach the catalogue's names for what the shopper wants, which neither the query
+nor its top results may contain: on valid, such expansions written from the labels lift the hybrid plan
+by about +0.11 nDCG@10 and +0.15 R@100, where the shown titles' words reach +0.03 / +0.02.
 """
 from __future__ import annotations
 
@@ -23,7 +29,8 @@ import torch
 from tqdm.auto import tqdm
 
 from policy import PromptConfig, completion_logprobs, parse_completion, sample_groups
-from retrieval import title_expansions
+from policy.precision import autocast
+from retrieval import CatalogVocabulary, term_expansions, title_expansions
 from grpo.batch import make_prompts
 from grpo.host import use_cores
 from grpo.model_card import write_settings
@@ -53,6 +60,12 @@ class DistillConfig:
     """With ``context_candidates``: offer the expansions of the top 1, 2, ... ``context_titles`` titles together
     (one completion of 1, 2, ... lines) instead of one title each. On engines where each title's words add
     items (the hybrid's lexical side), several together reach further than the best one alone."""
+    label_candidates: bool = False
+    """Also offer expansions written from the query's judged relevant items (training labels): the query plus
+    ``label_terms`` of their most specific shared words, two words per expansion and, as a second candidate,
+    one word per expansion (:meth:`retrieval.CatalogVocabulary.feedback_terms`)."""
+    label_terms: int = 6
+    """Words taken from the relevant titles for the label candidates."""
     temperature: float = 1.0
     """Sampling temperature of the candidates: diversity is what gives the best-of-N its headroom."""
     max_completion_length: int = 32
@@ -62,6 +75,9 @@ class DistillConfig:
     batch_size: int = 8
     learning_rate: float = 1e-5
     max_grad_norm: float = 1.0
+    precision: str = "fp32"
+    """``fp32`` or ``bf16`` (autocast matrix products, fp32 weights and loss) for fine-tuning, as
+    ``train.precision``: the forward and backward over ~250-token prompts is the warm start's cost."""
     seed: int = 0
     before_train: bool = False
     """Make ``make train`` run the whole recipe: distill into ``output_dir`` first (or reuse it when it holds a
@@ -72,8 +88,11 @@ class DistillConfig:
             raise ValueError("num_queries, epochs and batch_size must be >= 1")
         if self.context_titles < 0:
             raise ValueError("context_titles must be >= 0 (0: every shown title)")
-        if self.num_samples < 0 or (self.num_samples == 0 and not self.context_candidates):
-            raise ValueError("num_samples must be >= 1, or 0 with context_candidates = true")
+        if self.num_samples < 0 or (self.num_samples == 0 and not (self.context_candidates or self.label_candidates)):
+            raise ValueError("num_samples must be >= 1, or 0 with context_candidates or label_candidates = true")
+        if self.label_terms < 1:
+            raise ValueError("label_terms must be >= 1")
+        autocast(self.precision, "cpu")  # validates precision
         if self.learning_rate <= 0 or self.temperature <= 0:
             raise ValueError("learning_rate and temperature must be > 0")
 
@@ -112,48 +131,61 @@ def collect_examples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptC
     examples: list[DistillExample] = []
     sampled_rewards: list[float] = []
     best_rewards: list[float] = []
-    from_context = 0
+    kept_from = {"samples": 0, "context": 0, "labels": 0}
+    vocabulary = CatalogVocabulary(list(reward.dataset.product_texts)) if cfg.label_candidates else None
     model.eval()
     for start in tqdm(range(0, len(qids), chunk), desc="best-of-n", dynamic_ncols=True):
         group = qids[start:start + chunk]
         queries, prompts, contexts = make_prompts(tokenizer, reward, group, prompt_cfg)
-        pools: list[list[list[str]]] = [[] for _ in group]
+        # Each candidate is (where it came from, its expansions).
+        pools: list[list[tuple[str, list[str]]]] = [[] for _ in group]
         if cfg.num_samples:
             rollout = sample_groups(model, tokenizer, prompts, cfg.num_samples,
                                     max_new_tokens=cfg.max_completion_length, temperature=cfg.temperature,
                                     generator=generator)
             for i, text in enumerate(rollout.texts):
-                pools[i // cfg.num_samples].append(parse_completion(text, prompt_cfg.num_expansions))
-        num_sampled = [len(p) for p in pools]
+                pools[i // cfg.num_samples].append(("samples", parse_completion(text, prompt_cfg.num_expansions)))
         if cfg.context_candidates:
             limits = (reward.rules.max_words, reward.rules.max_chars)
             for pool, query, titles in zip(pools, queries, contexts):
                 expansions = title_expansions(query, titles[: cfg.context_titles or len(titles)], *limits)
                 if cfg.context_prefixes:
-                    pool.extend(expansions[:n] for n in range(1, min(len(expansions), prompt_cfg.num_expansions) + 1))
+                    pool.extend(("context", expansions[:n])
+                                for n in range(1, min(len(expansions), prompt_cfg.num_expansions) + 1))
                 else:
-                    pool.extend([e] for e in expansions)
-        parts = reward.score([q for q, pool in zip(group, pools) for _ in pool], [e for pool in pools for e in pool])
+                    pool.extend(("context", [e]) for e in expansions)
+        if vocabulary is not None:
+            for pool, qid, query in zip(pools, group, queries):
+                terms = vocabulary.feedback_terms(query, relevant_titles(reward.dataset, qid), cfg.label_terms)
+                for per_expansion in (2, 1):
+                    if terms:
+                        pool.append(("labels", term_expansions(query, terms, per_expansion, prompt_cfg.num_expansions)))
+        flat = [(qid, origin, expansions) for qid, pool in zip(group, pools) for origin, expansions in pool]
+        parts = reward.score([qid for qid, _, _ in flat], [expansions for _, _, expansions in flat])
         sizes = [len(p) for p in pools]
         offsets = [sum(sizes[:g]) for g in range(len(group))]
-        for start, size, n in zip(offsets, sizes, num_sampled):
-            sampled_rewards.extend(parts.total[start:start + n].tolist())
-            if size:
-                best_rewards.append(parts.total[start:start + size].max().item())
+        sampled_rewards.extend(r for (_, origin, _), r in zip(flat, parts.total.tolist()) if origin == "samples")
+        best_rewards.extend(parts.total[o:o + n].max().item() for o, n in zip(offsets, sizes) if n)
         for g, row in enumerate(best_in_groups(parts.total, sizes, cfg.min_reward)):
             kept = parts.expansions_used[row][: prompt_cfg.num_expansions] if row is not None else []
             if kept:
-                from_context += int(row - offsets[g] >= num_sampled[g])
+                kept_from[flat[row][1]] += 1
                 examples.append(DistillExample(group[g], prompts[g], "\n".join(kept), parts.total[row].item()))
     stats = {
         "queries": len(qids),
         "kept": len(examples),
-        "kept_from_context": from_context,
+        "kept_from": kept_from,
         "reward_sampled_mean": sum(sampled_rewards) / len(sampled_rewards) if sampled_rewards else None,
         "reward_best_of_n_mean": sum(best_rewards) / len(best_rewards) if best_rewards else None,
         "reward_kept_mean": sum(e.reward for e in examples) / max(1, len(examples)),
     }
     return examples, stats
+
+
+def relevant_titles(dataset, qid: str) -> list[str]:
+    """Titles of the items judged relevant to ``qid`` (gain at least the data set's ``relevant_gain``)."""
+    judged = dataset.qrels.get(qid, {})
+    return [dataset.product_texts[row] for row, gain in judged.items() if gain >= dataset.relevant_gain]
 
 
 def _fmt(value: float | None) -> str:
@@ -207,7 +239,8 @@ def finetune(model, tokenizer, examples: list[DistillExample], cfg: DistillConfi
         for start in tqdm(range(0, len(order), cfg.batch_size), desc=f"sft epoch {epoch + 1}", dynamic_ncols=True):
             rows = order[start:start + cfg.batch_size]
             width = int(mask[rows].sum(1).max().item())
-            loss = sft_loss(model, [prompts[r] for r in rows], ids[rows, :width], mask[rows, :width])
+            with autocast(cfg.precision, ids.device):
+                loss = sft_loss(model, [prompts[r] for r in rows], ids[rows, :width], mask[rows, :width])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -240,9 +273,9 @@ def distill(model, tokenizer, reward: SearchReward, prompt_cfg: PromptConfig, tr
     t0 = time.perf_counter()
     examples, stats = collect_examples(model, tokenizer, reward, prompt_cfg, qids, cfg, generator)
     stats["collect_s"] = time.perf_counter() - t0
-    print(f"best-of-{cfg.num_samples}{' + context' if cfg.context_candidates else ''}: kept {stats['kept']}/"
-          f"{stats['queries']} queries ({stats['kept_from_context']} from context); mean reward: sampled "
-          f"{_fmt(stats['reward_sampled_mean'])}, best {_fmt(stats['reward_best_of_n_mean'])}")
+    pool = f"best-of-{cfg.num_samples}{' + context' * cfg.context_candidates}{' + labels' * cfg.label_candidates}"
+    print(f"{pool}: kept {stats['kept']}/{stats['queries']} queries (by source: {stats['kept_from']}); mean reward: "
+          f"sampled {_fmt(stats['reward_sampled_mean'])}, best {_fmt(stats['reward_best_of_n_mean'])}")
     t1 = time.perf_counter()
     stats["epoch_loss"] = finetune(model, tokenizer, examples, cfg)
     stats["finetune_s"] = time.perf_counter() - t1

@@ -49,7 +49,7 @@ from policy import (
     sample_groups,
     save_adapter,
 )
-from policy.precision import SamplingCopy
+from policy.precision import SamplingCopy, autocast
 from reward import SearchReward
 
 
@@ -118,7 +118,7 @@ class GRPOTrainer(PolicyUpdate):
         with timer("search"):
             queries, prompts, contexts = self.make_prompts(qids)
         self.model.eval()
-        with timer("generate"):
+        with timer("generate"), autocast(cfg.precision, self.device):
             rollout = sample_groups(
                 self.rollout_policy.model(), self.tokenizer, prompts, G, max_new_tokens=cfg.max_completion_length,
                 temperature=cfg.temperature, top_p=cfg.top_p,
@@ -169,8 +169,9 @@ class GRPOTrainer(PolicyUpdate):
         mine = self.dist.share(len(self.valid_qids))
         qids = self.valid_qids[mine]
         _, prompts, _ = self.make_prompts(qids)
-        return validation_reward(self.rollout_policy.model(), self.tokenizer, self.reward, self.prompt_cfg, self.cfg,
-                                 qids, prompts, first_query=mine.start, dist=self.dist)
+        with autocast(self.cfg.precision, self.device):
+            return validation_reward(self.rollout_policy.model(), self.tokenizer, self.reward, self.prompt_cfg,
+                                     self.cfg, qids, prompts, first_query=mine.start, dist=self.dist)
 
     # ------------------------------------------------------------------ checkpoints
 

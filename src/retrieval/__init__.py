@@ -16,7 +16,7 @@ _EXPORTS = {
     "metrics": ("dcg_at_k", "evaluate_rankings", "mrr_at_k", "ndcg_at_k", "paired_bootstrap", "query_metrics",
                 "recall_at_k"),
     "paths": ("cache_dir", "data_root"),
-    "prf": ("title_expansions",),
+    "prf": ("CatalogVocabulary", "term_expansions", "title_expansions"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
                           recall_at_k)
     from .paths import cache_dir, data_root
     from .plan import PLAN_KINDS, RetrievalPlan
-    from .prf import title_expansions
+    from .prf import CatalogVocabulary, term_expansions, title_expansions
 
 
 def __getattr__(name: str):
