@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from policy import Rollout, naive_completion_logprobs, sample_groups
-from policy.sampling import resolve_eos_ids, sample_next, top_p_filter
+from policy.sampling import _draw, resolve_eos_ids, sample_next, top_p_filter
 
 QUERIES = ["small couch", "cordless drill with battery and charger for the garage", "led"]
 
@@ -32,7 +32,7 @@ def bias_token(model, token_id: int, bias: float):
 def reference_group_sampling(model, prompt_ids, group_size, max_new_tokens, temperature, top_p, generator, eos_id):
     """Unshared reference: the prompt repeated G times, full forward (no cache) at every step.
 
-    Draws from the RNG exactly like ``sample_groups(groups_per_batch=1)``: one multinomial over
+    Draws from the RNG exactly like ``sample_groups(groups_per_batch=1)``: one uniform number per row of
     ``[G, V]`` per step, stopping when every row has emitted EOS.
     """
     seqs = prompt_ids.unsqueeze(0).repeat(group_size, 1)  # [G, P]
@@ -177,3 +177,22 @@ def test_per_group_generators_make_a_groups_samples_independent_of_its_batch(tin
     assert other_step.texts != together.texts  # the step is part of the seed
     with pytest.raises(ValueError, match="2 generators for 3 prompts"):
         sample_groups(tiny_llama, tiny_tokenizer, prompts, 4, generator=group_generators(0, 0, 0, 0, 2))
+
+
+def test_inverse_cdf_draw_follows_the_distribution_and_never_picks_zero_mass():
+    probs = torch.tensor([[0.0, 0.5, 0.0, 0.3, 0.2, 0.0], [2.0, 0.0, 0.0, 0.0, 0.0, 6.0]])  # row 2 unnormalised
+    generator = torch.Generator().manual_seed(0)
+    draws = torch.stack([_draw(probs, generator) for _ in range(20000)])  # [n, 2]
+    for row, expected in ((0, {1: 0.5, 3: 0.3, 4: 0.2}), (1, {0: 0.25, 5: 0.75})):
+        counts = torch.bincount(draws[:, row], minlength=6).double() / len(draws)
+        assert set(counts.nonzero().flatten().tolist()) == set(expected)  # zero mass is never drawn
+        for token, p in expected.items():
+            assert abs(counts[token] - p) < 0.015  # 20k draws: 3 standard errors are below 0.01
+    # The same generator state gives the same tokens: one uniform per row.
+    assert torch.equal(_draw(probs, torch.Generator().manual_seed(5)), _draw(probs, torch.Generator().manual_seed(5)))
+
+
+def test_a_draw_that_rounds_up_to_the_total_takes_the_last_token_with_mass(monkeypatch):
+    probs = torch.tensor([[0.2, 0.8, 0.0, 0.0]])
+    monkeypatch.setattr(torch, "rand", lambda *a, **k: torch.ones(1, 1))  # u * total == total
+    assert _draw(probs, None).tolist() == [1]

@@ -52,11 +52,23 @@ def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float, return_entropy: bool = False):
     """``log_softmax(logits / temperature)`` at ``tokens``: logits ``[..., V]``, tokens ``[...]`` -> ``[...]``.
 
-    Uses gather - logsumexp so no second ``[..., V]`` log-prob tensor is materialised.
+    Uses gather - logsumexp so no second ``[..., V]`` log-prob tensor is materialised. With ``return_entropy``,
+    also the (detached) entropy ``[...]`` of each distribution, from the same normaliser:
+    ``H = log Z - sum(p * scaled logits)``.
     """
-    logits = logits.float() / effective_temperature(temperature)
-    picked = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-    return picked - torch.logsumexp(logits, dim=-1)
+    t = effective_temperature(temperature)
+    logits = logits.float()
+    if t != 1.0:  # at T = 1 the division is a copy of a [..., V] tensor and another in backward
+        logits = logits / t
+    log_z = torch.logsumexp(logits, dim=-1)
+    picked = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - log_z
+    if not return_entropy:
+        return picked
+    with torch.no_grad():
+        scaled, log_z = logits.detach(), log_z.detach()
+        probs = torch.exp(scaled - log_z.unsqueeze(-1))
+        entropy = log_z - torch.einsum("...v,...v->...", probs, scaled)
+    return picked, entropy

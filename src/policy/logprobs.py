@@ -138,22 +138,16 @@ def completion_logprobs(
         rows = completion_ids[start * group_size:(start + len(groups)) * group_size]
         hidden = hidden_fn(model, groups, rows, group_size)  # [b, T, H]
         logits = head(hidden)  # [b, T, V]
-        parts.append(token_logprobs(logits, rows.to(hidden.device), temperature))
+        picked = token_logprobs(logits, rows.to(hidden.device), temperature, return_entropy)
         if return_entropy:
-            entropies.append(token_entropy(logits.detach(), temperature))
+            picked, entropy = picked
+            entropies.append(entropy)
+        parts.append(picked)
     mask = completion_mask.to(parts[0].device).bool()
     logprobs = torch.where(mask, torch.cat(parts, dim=0), 0.0)
     if not return_entropy:
         return logprobs
     return logprobs, torch.where(mask, torch.cat(entropies, dim=0), 0.0)
-
-
-@torch.no_grad()
-def token_entropy(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Entropy ``[...]`` of ``softmax(logits / temperature)`` over the last axis of ``[..., V]``."""
-    scaled = logits.float() / effective_temperature(temperature)
-    log_z = torch.logsumexp(scaled, dim=-1, keepdim=True)
-    return -(torch.exp(scaled - log_z) * (scaled - log_z)).sum(-1)
 
 
 def naive_completion_logprobs(model: nn.Module, prompt_ids: list[torch.Tensor], completion_ids: torch.Tensor,
