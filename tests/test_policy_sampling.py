@@ -196,3 +196,10 @@ def test_a_draw_that_rounds_up_to_the_total_takes_the_last_token_with_mass(monke
     probs = torch.tensor([[0.2, 0.8, 0.0, 0.0]])
     monkeypatch.setattr(torch, "rand", lambda *a, **k: torch.ones(1, 1))  # u * total == total
     assert _draw(probs, None).tolist() == [1]
+
+
+def test_a_draw_from_no_valid_distribution_is_an_error():
+    with pytest.raises(ValueError, match="not finite or has no mass"):
+        _draw(torch.tensor([[0.5, float("nan"), 0.5]]), torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="not finite or has no mass"):
+        _draw(torch.zeros(1, 3), torch.Generator().manual_seed(0))

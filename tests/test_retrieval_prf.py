@@ -40,7 +40,10 @@ def test_feedback_terms_rank_shared_specific_words_and_skip_the_query_and_filler
 
 def test_term_expansions_group_terms_after_the_query():
     terms = ["string", "ryobi", "echo", "gas", "spool"]
-    assert term_expansions(" weed  trimmer", terms, 2, 3) == [
+    assert term_expansions(" weed  trimmer", terms, 2, 3, 8, 60) == [
         "weed trimmer string ryobi", "weed trimmer echo gas", "weed trimmer spool"]
-    assert term_expansions("weed trimmer", terms, 1, 2) == ["weed trimmer string", "weed trimmer ryobi"]
-    assert term_expansions("weed trimmer", [], 2, 3) == []
+    assert term_expansions("weed trimmer", terms, 1, 2, 8, 60) == ["weed trimmer string", "weed trimmer ryobi"]
+    assert term_expansions("weed trimmer", [], 2, 3, 8, 60) == []
+    # Cut to whole words within the rules' limits, like the title expansions.
+    assert term_expansions("weed trimmer", terms, 2, 1, 3, 60) == ["weed trimmer string"]
+    assert term_expansions("weed trimmer", terms, 2, 1, 8, 20) == ["weed trimmer string"]

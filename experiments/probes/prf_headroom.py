@@ -45,7 +45,8 @@ def main() -> None:
         vocabulary = CatalogVocabulary(list(dataset.product_texts))
         terms = [vocabulary.feedback_terms(q, relevant_titles(dataset, qid), cfg.distill.label_terms)
                  for qid, q in zip(qids, queries)]
-        label_rows = {f"labels{n}": [term_expansions(q, t, n, cfg.prompt.num_expansions)
+        limits = (cfg.rules.max_words, cfg.rules.max_chars)
+        label_rows = {f"labels{n}": [term_expansions(q, t, n, cfg.prompt.num_expansions, *limits)
                                      for q, t in zip(queries, terms)] for n in (2, 1)}
     out = {"split": "valid", "num_queries": len(qids), **provenance(cfg), "plans": {}}
     for kind in ("dense", "bm25", "hybrid"):

@@ -145,8 +145,8 @@ def collect_examples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptC
                                     generator=generator)
             for i, text in enumerate(rollout.texts):
                 pools[i // cfg.num_samples].append(("samples", parse_completion(text, prompt_cfg.num_expansions)))
+        limits = (reward.rules.max_words, reward.rules.max_chars)
         if cfg.context_candidates:
-            limits = (reward.rules.max_words, reward.rules.max_chars)
             for pool, query, titles in zip(pools, queries, contexts):
                 expansions = title_expansions(query, titles[: cfg.context_titles or len(titles)], *limits)
                 if cfg.context_prefixes:
@@ -157,9 +157,8 @@ def collect_examples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptC
         if vocabulary is not None:
             for pool, qid, query in zip(pools, group, queries):
                 terms = vocabulary.feedback_terms(query, relevant_titles(reward.dataset, qid), cfg.label_terms)
-                for per_expansion in (2, 1):
-                    if terms:
-                        pool.append(("labels", term_expansions(query, terms, per_expansion, prompt_cfg.num_expansions)))
+                candidates = [term_expansions(query, terms, n, prompt_cfg.num_expansions, *limits) for n in (2, 1)]
+                pool.extend(("labels", c) for i, c in enumerate(candidates) if c and c not in candidates[:i])
         flat = [(qid, origin, expansions) for qid, pool in zip(group, pools) for origin, expansions in pool]
         parts = reward.score([qid for qid, _, _ in flat], [expansions for _, _, expansions in flat])
         sizes = [len(p) for p in pools]
@@ -239,7 +238,7 @@ def finetune(model, tokenizer, examples: list[DistillExample], cfg: DistillConfi
         for start in tqdm(range(0, len(order), cfg.batch_size), desc=f"sft epoch {epoch + 1}", dynamic_ncols=True):
             rows = order[start:start + cfg.batch_size]
             width = int(mask[rows].sum(1).max().item())
-            with autocast(cfg.precision, ids.device):
+            with autocast(cfg.precision, next(model.parameters()).device):
                 loss = sft_loss(model, [prompts[r] for r in rows], ids[rows, :width], mask[rows, :width])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

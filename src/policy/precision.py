@@ -30,8 +30,9 @@ class SamplingCopy:
 
     Autocast does not speed up token-by-token decoding on CPU: each one-token step re-casts every fp32 weight to
     bf16, which costs as much as the product itself. Storing the ``nn.Linear`` weights (the LM head included)
-    in bf16 removes the cast, and nothing else changes: embeddings, norms, buffers (the rotary frequencies) and
-    so the residual stream stay fp32, exactly as in the autocast forward that scores the completions. The
+    in bf16 removes that cast (LoRA's small factors are still cast), and nothing else changes: embeddings,
+    norms, buffers (the rotary frequencies) and so the residual stream stay fp32, exactly as in the autocast
+    forward that scores the completions. The
     sampler therefore draws from the distribution the loss scores, up to kernel rounding. A copy cast wholly to
     bf16, residual stream included, sampled a visibly noisier policy (higher KL and entropy over 24 steps,
     experiments/runs/2026-11-28_bf16_check). :meth:`model` refreshes the copy from the fp32 master weights, so
@@ -49,13 +50,14 @@ class SamplingCopy:
                     # A new tensor, so a tied LM head no longer shares it with the fp32 input embedding.
                     module.weight = torch.nn.Parameter(module.weight.detach().to(torch.bfloat16),
                                                        requires_grad=False)
-            masters = dict(model.named_parameters(remove_duplicate=False))
-            self._pairs = [(mine, masters[name]) for name, mine in self.copy.named_parameters(remove_duplicate=False)]
 
     @torch.no_grad()
     def model(self) -> torch.nn.Module:
         if self.copy is None:
             return self.source
-        for mine, master in self._pairs:
-            mine.copy_(master)
+        # Looked up by name at every refresh, so a master parameter replaced since (a LoRA merge, a load with
+        # assign=True) is still the one copied. A tied weight is listed under both of its names.
+        masters = dict(self.source.named_parameters(remove_duplicate=False))
+        for name, mine in self.copy.named_parameters(remove_duplicate=False):
+            mine.copy_(masters[name])
         return self.copy

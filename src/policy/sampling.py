@@ -105,16 +105,24 @@ def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tenso
 
     One uniform number per row, a cumulative sum and a binary search. ``torch.multinomial`` draws one
     exponential number per vocabulary entry instead (its one-sample path), which took 3% of a GRPO step: a
-    49k-token vocabulary, 32 rows, at every decoded token.
+    49k-token vocabulary, 32 rows, at every decoded token. The sum runs in float64: a parallel (CUDA) float32
+    cumsum need not be monotone, and a dip would let a zero-mass token be drawn.
     """
     device = generator.device if generator is not None else probs.device
     uniform = torch.rand(probs.shape[0], 1, generator=generator, device=device).to(probs.device)
-    cdf = probs.cumsum(-1)  # [b, V]
-    tokens = torch.searchsorted(cdf, uniform * cdf[:, -1:], right=True).squeeze(-1)
-    overflow = tokens >= probs.shape[-1]
-    if bool(overflow.any()):  # u * total rounded up to total: take the last token with mass
-        last = probs.shape[-1] - 1 - (probs.flip(-1) > 0).int().argmax(-1)
-        tokens = torch.where(overflow, last, tokens)
+    cdf = probs.double().cumsum(-1)  # [b, V]
+    total = cdf[:, -1:]  # not finite if any entry is not, <= 0 if the row has no mass
+    tokens = torch.searchsorted(cdf, uniform.double() * total, right=True).clamp(max=probs.shape[-1] - 1)
+    mass = probs.gather(-1, tokens).squeeze(-1)
+    tokens = tokens.squeeze(-1)
+    valid = torch.isfinite(total.squeeze(-1)) & (total.squeeze(-1) > 0)
+    if bool((~(mass > 0) | ~valid).any()):  # one check a draw: u * total rounded up, or no distribution at all
+        if not bool(valid.all()):
+            raise ValueError("cannot sample: a row of probabilities is not finite or has no mass")
+        # The last token with mass at or before the drawn index.
+        index = torch.arange(probs.shape[-1], device=probs.device).expand_as(probs)
+        last = torch.where((probs > 0) & (index <= tokens.unsqueeze(-1)), index, -1).amax(-1)
+        tokens = torch.where(mass > 0, tokens, last)
     return tokens
 
 

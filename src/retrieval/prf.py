@@ -65,8 +65,9 @@ class CatalogVocabulary:
         return sorted(usable, key=weight, reverse=True)[:k]
 
 
-def term_expansions(query: str, terms: list[str], per_expansion: int, max_expansions: int) -> list[str]:
-    """The query plus ``per_expansion`` of ``terms`` at a time, in order: ``[q t1 t2, q t3 t4, ...]``."""
-    query_text = " ".join(query.split())
+def term_expansions(query: str, terms: list[str], per_expansion: int, max_expansions: int, max_words: int,
+                    max_chars: int) -> list[str]:
+    """The query plus ``per_expansion`` of ``terms`` at a time, in order: ``[q t1 t2, q t3 t4, ...]``, each cut
+    to whole words within the limits (as :func:`title_expansions`); one that adds nothing is dropped."""
     groups = [terms[i:i + per_expansion] for i in range(0, len(terms), per_expansion)][:max_expansions]
-    return [f"{query_text} {' '.join(g)}" for g in groups if g]
+    return title_expansions(query, [" ".join(g) for g in groups], max_words, max_chars)
