@@ -227,10 +227,15 @@ def main() -> None:
                                           "train.beta=0.04", "train.max_completion_length=32"])
             rows.append(compare(c, reward, pool, args.steps, args.warmup, f"G={g} k={k}", ours_only=args.ours_only,
                                 trl_micro_batch=args.trl_micro_batch, precisions=(args.precisions[-1],)))
-        results["scaling"] = rows
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1))
-    print(f"wrote {args.out}")
+            results["scaling"] = rows
+            write(results, args.out)  # after every row: a long table killed half way keeps what it measured
+    write(results, args.out)
+
+
+def write(results: dict, out: str) -> None:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(results, indent=1))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -5,3 +5,12 @@
 set -euo pipefail
 export LESER_DATA=${LESER_DATA:-../shared/data/home_depot}
 python experiments/bench/bench_grpo.py --steps 1 --warmup 1 --out experiments/runs/2026-11-28_bench_grpo_bf16/bench_grpo.json
+
+# The scaling table with the new default (bf16 for both trainers): G = 4, 16 at context k = 5; k = 0, 10 at G = 8.
+# The first run was killed for memory in TRL's k = 10 step (24 GiB) before it wrote its JSON; its log is
+# bench_grpo_scaling.log (rows G=4, G=16, k=0). The bench now writes after every row. The k = 10 row was rerun
+# with TRL's micro-batch at 16 completions (gradient accumulation above):
+python experiments/bench/bench_grpo.py --steps 1 --warmup 1 --scaling --skip-main --precisions bf16 \
+  --out experiments/runs/2026-11-28_bench_grpo_bf16/bench_grpo_scaling.json
+python experiments/bench/bench_grpo.py --steps 1 --warmup 1 --scaling 8,10 --skip-main --precisions bf16 \
+  --trl-micro-batch 16 --out experiments/runs/2026-11-28_bench_grpo_bf16/bench_grpo_scaling_k10.json
