@@ -145,7 +145,8 @@ def collect_examples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptC
                                     generator=generator)
             for i, text in enumerate(rollout.texts):
                 pools[i // cfg.num_samples].append(("samples", parse_completion(text, prompt_cfg.num_expansions)))
-        limits = (reward.rules.max_words, reward.rules.max_chars)
+        if cfg.context_candidates or cfg.label_candidates:
+            limits = (reward.rules.max_words, reward.rules.max_chars)
         if cfg.context_candidates:
             for pool, query, titles in zip(pools, queries, contexts):
                 expansions = title_expansions(query, titles[: cfg.context_titles or len(titles)], *limits)
