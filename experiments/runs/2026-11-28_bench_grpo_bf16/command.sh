@@ -14,3 +14,11 @@ python experiments/bench/bench_grpo.py --steps 1 --warmup 1 --scaling --skip-mai
   --out experiments/runs/2026-11-28_bench_grpo_bf16/bench_grpo_scaling.json
 python experiments/bench/bench_grpo.py --steps 1 --warmup 1 --scaling 8,10 --skip-main --precisions bf16 \
   --trl-micro-batch 16 --out experiments/runs/2026-11-28_bench_grpo_bf16/bench_grpo_scaling_k10.json
+
+# Item 3, the profiler before and after the vocabulary-sized changes (0eb24a7, 3c81575), bf16, one profiled step
+# each on the same queries (the sampled completions differ): before at 529348c in a worktree, after at HEAD.
+git worktree add /tmp/wt_before 529348c
+(cd /tmp/wt_before && PYTHONPATH=src python experiments/bench/bench_grpo.py --steps 1 --warmup 1 --profile --ours-only \
+  --precisions bf16 --out /tmp/prof_before.json && cp runs/bench/profile_grpo.txt "$OLDPWD"/experiments/runs/2026-11-28_bench_grpo_bf16/profile_before_529348c.txt)
+python experiments/bench/bench_grpo.py --steps 1 --warmup 1 --profile --ours-only --precisions bf16 --out /tmp/prof_after.json
+cp runs/bench/profile_grpo.txt experiments/runs/2026-11-28_bench_grpo_bf16/profile_after.txt
