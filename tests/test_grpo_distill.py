@@ -124,13 +124,14 @@ def test_targets_drop_whole_lines_to_fit(tiny_tokenizer):
 
 def test_distill_label_candidates_write_the_relevant_items_words(tmp_path, tiny_tokenizer, tiny_llama):
     from grpo.distill import relevant_titles
+    from retrieval import Dataset
 
     reward = LetterReward()
     reward.rules = SimpleNamespace(max_words=8, max_chars=60)
     titles = ["Cordless Drill", "Hammer Drill Set", "Drill Bits", "Saw Blade", "Tape"]
     # q0's judged items: rows 1 (relevant) and 3 (below the relevant gain); q1 has no judgments.
-    reward.dataset = SimpleNamespace(queries={"q0": "drill 0", "q1": "drill 1"}, product_texts=titles,
-                                     qrels={"q0": {1: 2.0, 3: 0.5}}, relevant_gain=1.0)
+    reward.dataset = Dataset("toy", [f"p{i}" for i in range(len(titles))], titles,
+                             {"q0": "drill 0", "q1": "drill 1"}, {"q0": {1: 2.0, 3: 0.5}, "q1": {}}, 1.0)
     assert relevant_titles(reward.dataset, "q0") == ["Hammer Drill Set"]
     prompt_cfg = PromptConfig(context_k=2, max_prompt_tokens=256, system_prompt="Rewrite the query.")
     cfg = DistillConfig(output_dir=str(tmp_path / "labels"), num_queries=2, num_samples=0, label_candidates=True,

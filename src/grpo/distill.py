@@ -133,6 +133,8 @@ def collect_examples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptC
     best_rewards: list[float] = []
     kept_from = {"samples": 0, "context": 0, "labels": 0}
     vocabulary = CatalogVocabulary(list(reward.dataset.product_texts)) if cfg.label_candidates else None
+    if cfg.context_candidates or cfg.label_candidates:  # a sample-only pool needs no rules
+        limits = (reward.rules.max_words, reward.rules.max_chars)
     model.eval()
     for start in tqdm(range(0, len(qids), chunk), desc="best-of-n", dynamic_ncols=True):
         group = qids[start:start + chunk]
@@ -145,8 +147,6 @@ def collect_examples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptC
                                     generator=generator)
             for i, text in enumerate(rollout.texts):
                 pools[i // cfg.num_samples].append(("samples", parse_completion(text, prompt_cfg.num_expansions)))
-        if cfg.context_candidates or cfg.label_candidates:
-            limits = (reward.rules.max_words, reward.rules.max_chars)
         if cfg.context_candidates:
             for pool, query, titles in zip(pools, queries, contexts):
                 expansions = title_expansions(query, titles[: cfg.context_titles or len(titles)], *limits)
@@ -183,9 +183,8 @@ def collect_examples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptC
 
 
 def relevant_titles(dataset, qid: str) -> list[str]:
-    """Titles of the items judged relevant to ``qid`` (gain at least the data set's ``relevant_gain``)."""
-    judged = dataset.qrels.get(qid, {})
-    return [dataset.product_texts[row] for row, gain in judged.items() if gain >= dataset.relevant_gain]
+    """Titles of the items judged relevant to ``qid`` (:meth:`retrieval.Dataset.relevant`)."""
+    return [dataset.product_texts[row] for row in dataset.relevant(qid)]
 
 
 def _fmt(value: float | None) -> str:

@@ -52,6 +52,14 @@ def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
+def scaled_logits(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``logits / temperature`` in fp32 (greedy, 0, scores as 1); at 1 no division, which would copy a
+    ``[..., V]`` tensor and add another pass in backward."""
+    t = effective_temperature(temperature)
+    logits = logits.float()
+    return logits if t == 1.0 else logits / t
+
+
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float, return_entropy: bool = False):
     """``log_softmax(logits / temperature)`` at ``tokens``: logits ``[..., V]``, tokens ``[...]`` -> ``[...]``.
 
@@ -59,10 +67,7 @@ def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: floa
     also the (detached) entropy ``[...]`` of each distribution, from the same normaliser:
     ``H = log Z - sum(p * scaled logits)``.
     """
-    t = effective_temperature(temperature)
-    logits = logits.float()
-    if t != 1.0:  # at T = 1 the division is a copy of a [..., V] tensor and another in backward
-        logits = logits / t
+    logits = scaled_logits(logits, temperature)
     log_z = torch.logsumexp(logits, dim=-1)
     picked = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - log_z
     if not return_entropy:

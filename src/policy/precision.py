@@ -32,11 +32,11 @@ class SamplingCopy:
     bf16, which costs as much as the product itself. Storing the ``nn.Linear`` weights (the LM head included)
     in bf16 removes that cast (LoRA's small factors are still cast), and nothing else changes: embeddings,
     norms, buffers (the rotary frequencies) and so the residual stream stay fp32, exactly as in the autocast
-    forward that scores the completions. The
-    sampler therefore draws from the distribution the loss scores, up to kernel rounding. A copy cast wholly to
-    bf16, residual stream included, sampled a visibly noisier policy (higher KL and entropy over 24 steps,
-    experiments/runs/2026-11-28_bf16_check). :meth:`model` refreshes the copy from the fp32 master weights, so
-    it always samples the current policy; run it inside ``autocast(precision, device)``.
+    forward that scores the completions, so the sampler draws from the distribution the loss scores (the same
+    log-probs, experiments/runs/2026-11-28_bf16_sampler). A copy cast wholly to bf16, residual stream included,
+    sampled a visibly noisier policy (higher KL and entropy over 24 steps, experiments/runs/2026-11-28_bf16_check).
+    :meth:`model` refreshes the copy from the fp32 master weights, so it always samples the current policy; run it
+    inside ``autocast(precision, device)``.
     """
 
     def __init__(self, model: torch.nn.Module, precision: str):
