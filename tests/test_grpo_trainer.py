@@ -216,6 +216,39 @@ def test_config_rejects_bad_options():
         GRPOConfig(loss_type="ppo")
     with pytest.raises(ValueError, match="num_generations"):
         GRPOConfig(num_generations=1)
+    with pytest.raises(ValueError, match="optim"):
+        GRPOConfig(optim="sgd")
+
+
+def test_fused_and_looped_adamw_take_the_same_step_and_share_a_state_format(tiny_tokenizer):
+    from conftest import build_tiny_llama
+
+    from grpo.schedule import adamw
+
+    models = [build_tiny_llama(tiny_tokenizer) for _ in range(2)]  # the same weights: the same seed
+    optimizers = [adamw(list(m.parameters()), optim, 1e-2, (0.9, 0.99), 0.01)
+                  for m, optim in zip(models, ("adamw_torch", "adamw_torch_fused"))]
+    assert optimizers[1].defaults["fused"] and not optimizers[0].defaults["fused"]
+    for step in range(3):
+        for m, opt in zip(models, optimizers):
+            torch.manual_seed(step)
+            for p in m.parameters():
+                p.grad = torch.randn_like(p)
+            opt.step()
+    initial = build_tiny_llama(tiny_tokenizer)
+    for p, q, p0 in zip(models[0].parameters(), models[1].parameters(), initial.parameters()):
+        assert torch.allclose(p, q, atol=1e-6) and not torch.equal(p, p0)
+
+
+def test_a_run_resumes_with_the_configured_optimizer_whichever_wrote_the_checkpoint(tmp_path, tiny_tokenizer):
+    from conftest import build_tiny_llama
+
+    looped = small_config(tmp_path, max_steps=2, save_steps=2, optim="adamw_torch")
+    make_trainer(looped, tiny_tokenizer, build_tiny_llama(tiny_tokenizer)).train()
+    fused = small_config(tmp_path, max_steps=3, save_steps=2, optim="adamw_torch_fused")
+    resumed = make_trainer(fused, tiny_tokenizer, build_tiny_llama(tiny_tokenizer))
+    resumed.train(resume=True)
+    assert resumed.state.step == 3 and resumed.optimizer.param_groups[0]["fused"] is True
 
 
 def test_multiple_iterations_use_the_sampling_policy_as_old(tmp_path, tiny_tokenizer, tiny_llama, monkeypatch):

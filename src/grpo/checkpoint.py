@@ -202,6 +202,10 @@ def _read(file: Path, reader):
         raise CheckpointError(f"{file}: {type(err).__name__}: {err}") from None
 
 
+_IMPLEMENTATION_FLAGS = ("fused", "foreach", "capturable", "differentiable")
+"""Optimizer settings that choose how the update is computed, not what it is."""
+
+
 def apply_checkpoint(data: CheckpointData, model, optimizer: torch.optim.Optimizer, scheduler,
                      generator: torch.Generator) -> TrainingState:
     """Restore weights, optimizer, scheduler and RNGs in place; return the loop's state.
@@ -224,6 +228,10 @@ def apply_checkpoint(data: CheckpointData, model, optimizer: torch.optim.Optimiz
                                   f"unexpected {result.unexpected_keys[:3]}")
     opt_state = _unflatten_optimizer({k: v.to(device) if k.endswith(("exp_avg", "exp_avg_sq")) else v
                                       for k, v in tensors.items()}, meta["optimizer"])
+    # load_state_dict takes the saved groups' settings whole: keep the configured implementation (train.optim),
+    # which also decides where torch puts each ``step`` while loading.
+    for saved, live in zip(opt_state["param_groups"], optimizer.param_groups):
+        saved.update({k: live[k] for k in _IMPLEMENTATION_FLAGS if k in live})
     optimizer.load_state_dict(opt_state)
     scheduler.load_state_dict(meta["scheduler"])
     _set_rng_state(tensors, meta["rng"], generator)

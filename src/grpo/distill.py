@@ -35,6 +35,7 @@ from grpo.batch import make_prompts
 from grpo.host import use_cores
 from grpo.model_card import write_settings
 from grpo.provenance import provenance
+from grpo.schedule import OPTIMIZERS, adamw
 from reward import SearchReward
 
 
@@ -74,6 +75,10 @@ class DistillConfig:
     epochs: int = 2
     batch_size: int = 8
     learning_rate: float = 1e-5
+    optim: str = "adamw_torch_fused"
+    """As ``train.optim``."""
+    weight_decay: float = 0.01
+    """AdamW's decoupled weight decay (torch's default, which every committed warm start used)."""
     max_grad_norm: float = 1.0
     precision: str = "fp32"
     """``fp32`` or ``bf16`` (autocast matrix products, fp32 weights and loss) for fine-tuning, as
@@ -95,6 +100,8 @@ class DistillConfig:
         autocast(self.precision, "cpu")  # validates precision
         if self.learning_rate <= 0 or self.temperature <= 0:
             raise ValueError("learning_rate and temperature must be > 0")
+        if self.optim not in OPTIMIZERS:
+            raise ValueError(f"optim must be one of {OPTIMIZERS}, got {self.optim!r}")
 
 
 @dataclass
@@ -229,7 +236,8 @@ def finetune(model, tokenizer, examples: list[DistillExample], cfg: DistillConfi
         raise ValueError("no example beat min_reward: nothing to distill (more samples or queries may help)")
     eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
     prompts, ids, mask = _encode(tokenizer, examples, eos_id, cfg.max_completion_length)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
+    optimizer = adamw([p for p in model.parameters() if p.requires_grad], cfg.optim, cfg.learning_rate,
+                      (0.9, 0.999), cfg.weight_decay)
     order, losses = list(range(len(examples))), []
     model.train()
     for epoch in range(cfg.epochs):

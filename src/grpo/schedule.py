@@ -1,4 +1,4 @@
-"""The learning-rate schedule and seeding: the pure functions a run's reproducibility rests on."""
+"""The optimiser, the learning-rate schedule and seeding: what a run's reproducibility rests on."""
 from __future__ import annotations
 
 import math
@@ -6,6 +6,21 @@ import random
 
 import numpy as np
 import torch
+
+
+OPTIMIZERS = ("adamw_torch", "adamw_torch_fused")
+"""AdamW as TRL's ``optim`` names it: torch's default implementation (a loop over tensors on CPU, ``foreach``
+on CUDA), or one fused kernel over every tensor."""
+
+
+def adamw(params, optim: str, lr: float, betas: tuple[float, float], weight_decay: float) -> torch.optim.AdamW:
+    """AdamW over ``params`` (``optim`` from :data:`OPTIMIZERS`). Both keep the same state (``step``,
+    ``exp_avg``, ``exp_avg_sq`` per tensor); :func:`grpo.checkpoint.apply_checkpoint` keeps the configured
+    kind when it loads a checkpoint written by the other."""
+    if optim not in OPTIMIZERS:
+        raise ValueError(f"optim must be one of {OPTIMIZERS}, got {optim!r}")
+    return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay,
+                             fused=True if optim == "adamw_torch_fused" else None)
 
 
 def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:

@@ -37,7 +37,7 @@ from grpo.logs import NullWriter, PhaseTimer, completions_markdown, flat_hparams
 from grpo.model_card import write_model_card, write_settings
 from grpo.objective import group_advantages, zero_std_groups
 from grpo.provenance import provenance
-from grpo.schedule import group_generators, seed_everything, warmup_cosine
+from grpo.schedule import adamw, group_generators, seed_everything, warmup_cosine
 from grpo.update import PolicyUpdate
 from grpo.validation import reward_summary, validation_reward
 from policy import (
@@ -92,9 +92,8 @@ class GRPOTrainer(PolicyUpdate):
                                                   else None)
         self.rollout_policy = SamplingCopy(model, cfg.precision)
         params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(
-            params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay
-        )
+        self.optimizer = adamw(params, cfg.optim, cfg.learning_rate, (cfg.adam_beta1, cfg.adam_beta2),
+                               cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
         )

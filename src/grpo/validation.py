@@ -13,8 +13,10 @@ from reward import PART_NAMES as PARTS, RewardParts, SearchReward
 def score_samples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptConfig, cfg: GRPOConfig,
                   qids: list[str], prompts: list[str], n: int, temperature: float, generator=None) -> RewardParts:
     """Reward parts ``[len(qids) * n]`` of ``n`` completions per prompt."""
+    # Greedy answers are decoded as served, with distinct lines (policy.lines); samples as in training.
+    distinct = [reward.dataset.queries[q] for q in qids] if temperature == 0 else None
     rollout = sample_groups(model, tokenizer, prompts, n, max_new_tokens=cfg.max_completion_length,
-                            temperature=temperature, top_p=cfg.top_p, generator=generator)
+                            temperature=temperature, top_p=cfg.top_p, generator=generator, distinct_from=distinct)
     expansions = [parse_completion(t, prompt_cfg.num_expansions) for t in rollout.texts]
     return reward.score([q for q in qids for _ in range(n)], expansions)
 
@@ -25,7 +27,7 @@ def validation_reward(model, tokenizer, reward: SearchReward, prompt_cfg: Prompt
                       dist: Distributed | None = None) -> dict[str, float]:
     """Mean reward parts on the validation queries, two ways.
 
-    ``valid/reward``: greedy expansions, what serving would get. ``valid/reward_sampled``:
+    ``valid/reward``: greedy expansions with distinct lines, what serving gets by default. ``valid/reward_sampled``:
     ``eval_samples_per_query`` samples at the training temperature, the quantity GRPO optimises; fixed
     per-query seeds make the before/after numbers comparable (and leave the training RNG untouched).
     With several processes each scores its share of the queries (``first_query``: the first one's index among

@@ -101,6 +101,11 @@ class EvalConfig:
     policies see comes from ``[engine]``'s plan; the other plans use their default fusion settings."""
     temperature: float = 0.0
     """Decoding for evaluation: 0 is greedy, so rows are reproducible."""
+    distinct_lines: bool = True
+    """Decode so that no line repeats an earlier line or the query (``policy.lines``): greedy decoding often
+    writes its likeliest line twice, and the platform runs each expansion once. On 300 valid queries it raised
+    the labels policy's hybrid nDCG@10 gain from +0.0259 to +0.0285 (R@100: +0.0070 to +0.0079). Serve and
+    expand decode the same way."""
     max_new_tokens: int = 32
     batch_queries: int = 16
 

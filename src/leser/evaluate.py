@@ -97,9 +97,10 @@ def generate_expansions(model_path: str | None, cfg: LeserConfig, queries: list[
     for i in tqdm(range(0, len(queries), size), desc="  generating", unit="batch", leave=False):
         parsed += expand_queries(model, tokenizer, queries[i:i + size], contexts[i:i + size], cfg.prompt,
                                  max_new_tokens=cfg.eval.max_new_tokens, temperature=cfg.eval.temperature,
-                                 batch_size=size)
+                                 batch_size=size, distinct_lines=cfg.eval.distinct_lines)
     seconds = time.perf_counter() - start
     generation = {"temperature": cfg.eval.temperature, "max_new_tokens": cfg.eval.max_new_tokens,
+                  "distinct_lines": cfg.eval.distinct_lines,
                   "context_k": cfg.prompt.context_k, "num_expansions": cfg.prompt.num_expansions}
     return Expansions([usable(p, q, cfg.rules) for p, q in zip(parsed, queries)],
                       [check(p, q, cfg.rules) for p, q in zip(parsed, queries)], seconds, generation)

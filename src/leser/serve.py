@@ -148,7 +148,7 @@ class Expander:
         contexts = [top_titles(texts, ranking, prompt.context_k) for ranking in self.reward.plan.rank(queries)]
         return expand_queries(self.model, self.tokenizer, queries, contexts, prompt,
                               max_new_tokens=self.cfg.eval.max_new_tokens, temperature=self.cfg.eval.temperature,
-                              batch_size=self.micro_batch)
+                              batch_size=self.micro_batch, distinct_lines=self.cfg.eval.distinct_lines)
 
 
 def _chain(done: Future, target: Future, then) -> None:

@@ -14,14 +14,19 @@ def expand_queries(
     max_new_tokens: int = 32,
     temperature: float = 0.0,
     batch_size: int = 16,
+    distinct_lines: bool = False,
 ) -> list[list[str]]:
-    """Parsed expansions (at most ``2 * num_expansions`` lines, unjudged) for each query and its context titles."""
+    """Parsed expansions (at most ``2 * num_expansions`` lines, unjudged) for each query and its context titles.
+
+    ``distinct_lines``: decode so that no line repeats an earlier one or the query (:mod:`policy.lines`).
+    """
     if len(queries) != len(contexts):
         raise ValueError(f"{len(queries)} queries but {len(contexts)} contexts")
     out: list[list[str]] = []
     for start in range(0, len(queries), batch_size):
-        prompts = [build_prompt(tokenizer, q, c, cfg) for q, c in
-                   zip(queries[start:start + batch_size], contexts[start:start + batch_size])]
-        rollout = sample_groups(model, tokenizer, prompts, 1, max_new_tokens=max_new_tokens, temperature=temperature)
+        batch = queries[start:start + batch_size]
+        prompts = [build_prompt(tokenizer, q, c, cfg) for q, c in zip(batch, contexts[start:start + batch_size])]
+        rollout = sample_groups(model, tokenizer, prompts, 1, max_new_tokens=max_new_tokens, temperature=temperature,
+                                distinct_from=batch if distinct_lines else None)
         out.extend(parse_completion(text, cfg.num_expansions) for text in rollout.texts)
     return out

@@ -172,6 +172,12 @@ def _clean_line(line: str) -> str:
     return _one_line(line)
 
 
+def clean_item(raw: str) -> str:
+    """One line of a completion as :func:`parse_completion` keeps it (before dropping empty and label-only lines):
+    markdown emphasis, list markers, labels, quotes and trailing punctuation removed."""
+    return _clean_line(_EMPHASIS.sub("", raw))
+
+
 def parse_completion(text: str, max_items: int | None = None) -> list[str]:
     """Split a completion into candidate queries, one per line.
 
@@ -188,10 +194,9 @@ def parse_completion(text: str, max_items: int | None = None) -> list[str]:
     cap = 2 * max_items if max_items else DEFAULT_MAX_LINES
     items: list[str] = []
     for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        raw = _EMPHASIS.sub("", raw)
-        if _one_line(raw).endswith(":"):  # "Here are 3 queries:" introduces the list, it is not one
+        if _one_line(_EMPHASIS.sub("", raw)).endswith(":"):  # "Here are 3 queries:" introduces the list
             continue
-        line = _clean_line(raw)
+        line = clean_item(raw)
         if line and not _LABEL_ONLY.match(line):
             items.append(line)
             if len(items) >= cap:

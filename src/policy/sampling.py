@@ -15,6 +15,7 @@ from torch import nn
 from ._batching import (
     cache_kwarg, left_pad, model_device, new_cache, positions_from_mask, scaled_logits, token_logprobs,
 )
+from .lines import DistinctLines
 
 
 @dataclass
@@ -169,8 +170,12 @@ def _decode_chunk(
     generator: Generators,
     eos_ids: torch.Tensor,
     pad_id: int,
+    lines: DistinctLines | None = None,
 ) -> _Chunk:
-    """Sample ``group_size`` completions for each prompt of a chunk, sharing each prompt's KV cache."""
+    """Sample ``group_size`` completions for each prompt of a chunk, sharing each prompt's KV cache.
+
+    ``lines``: the chunk's :class:`DistinctLines` (one row per completion, in row order), or None.
+    """
     device = model_device(model)
     cache, kw = new_cache(model), cache_kwarg(model)
     ids, attn = left_pad(prompt_ids, pad_id, device)  # [n, P]
@@ -185,8 +190,12 @@ def _decode_chunk(
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     tokens_out, mask_out, logp_out = [], [], []
     for step in range(max_new_tokens):
+        if lines is not None:
+            logits = lines.mask(logits)
         tokens, logp = sample_next(logits, temperature, top_p, generator)
         alive = ~finished
+        if lines is not None:
+            lines.update(tokens, alive)
         tokens_out.append(torch.where(alive, tokens, pad_id))
         logp_out.append(torch.where(alive, logp, 0.0))
         mask_out.append(alive.float())
@@ -228,6 +237,7 @@ def sample_groups(
     generator: Generators = None,
     eos_token_ids: list[int] | None = None,
     groups_per_batch: int | None = 8,
+    distinct_from: list[str] | None = None,
 ) -> Rollout:
     """Sample ``group_size`` completions for each prompt (already chat-templated text).
 
@@ -237,6 +247,10 @@ def sample_groups(
     batch, or a list with one per prompt (then a group's samples do not depend on the batch around it); best on
     the model's device (another device works, at one copy per token). Rows stop at their first EOS
     (``eos_token_ids``, default: the tokenizer's and generation config's) and emit the pad token afterwards.
+
+    ``distinct_from`` (one text per prompt, e.g. its query) turns on :class:`policy.lines.DistinctLines`: no line
+    ends equal to that text or to an earlier line of its completion. For inference only: the recorded log-probs
+    are then those of the constrained distribution, not the policy's.
     """
     if not prompts:
         raise ValueError("prompts is empty")
@@ -246,6 +260,8 @@ def sample_groups(
         raise ValueError("need temperature >= 0 and 0 < top_p <= 1")
     if isinstance(generator, list) and len(generator) != len(prompts):
         raise ValueError(f"{len(generator)} generators for {len(prompts)} prompts: give one per prompt")
+    if distinct_from is not None and len(distinct_from) != len(prompts):
+        raise ValueError(f"{len(distinct_from)} distinct_from texts for {len(prompts)} prompts: give one per prompt")
     eos = resolve_eos_ids(model, tokenizer, eos_token_ids)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
     eos_ids = torch.tensor(eos, dtype=torch.long, device=model_device(model))
@@ -254,7 +270,9 @@ def sample_groups(
     with torch.inference_mode():
         chunks = [
             _decode_chunk(model, prompt_ids[i:i + step], group_size, max_new_tokens, temperature, top_p,
-                          generator[i:i + step] if isinstance(generator, list) else generator, eos_ids, pad_id)
+                          generator[i:i + step] if isinstance(generator, list) else generator, eos_ids, pad_id,
+                          None if distinct_from is None else DistinctLines(
+                              tokenizer, [[t] for t in distinct_from[i:i + step] for _ in range(group_size)], eos_ids))
             for i in range(0, len(prompt_ids), step)
         ]
     merged = _merge_chunks(chunks, pad_id)
