@@ -36,7 +36,7 @@ def main() -> None:
     seconds: dict[str, list[float]] = {o: [] for o in OPTIMIZERS}
     for _ in range(args.rounds):
         for optim in OPTIMIZERS:
-            optimizer = adamw(params, optim, 1e-5, (0.9, 0.99))
+            optimizer = adamw(params, optim, 1e-5, (0.9, 0.99), 0.0)
             optimizer.step()  # creates the state
             for _ in range(args.steps):
                 start = time.perf_counter()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import subprocess
 from pathlib import Path
 
@@ -18,8 +19,19 @@ def git_commit() -> str:
         return "unknown"
 
 
+@functools.cache
+def code_commit() -> str:
+    """:func:`git_commit` when this module was first imported: the code a process runs. A run that lasts hours
+    records it, not wherever the checkout has moved since."""
+    return git_commit()
+
+
+code_commit()  # pinned at import, before a long run's checkout can move on
+
+
 def provenance(config: dict | None = None) -> dict:
     """``{"commit", "date", "config"}`` for a result file; ``config`` is the run's resolved config (left out when
     the file records it under another name)."""
-    stamp = {"commit": git_commit(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    now = datetime.datetime.now(datetime.timezone.utc)
+    stamp = {"commit": code_commit(), "date": now.isoformat(timespec="seconds")}
     return stamp if config is None else {**stamp, "config": config}
