@@ -20,3 +20,8 @@ python -m leser.cli eval --config experiments/configs/labels.toml --set eval.spl
   --output-dir runs/eval_distinct_valid \
   --checkpoint "step 200, distinct lines=runs/labels_grpo/checkpoint-200" \
   --checkpoint "labels warm start, distinct lines=runs/labels_distill"
+
+# TEST, all 1,068 queries, every engine, the reference policy (labels step 200) with distinct lines (13 min); the
+# plain-greedy TEST report is experiments/runs/2026-11-28_labels_grpo/report.md.
+python -m leser.cli eval --config experiments/configs/labels.toml --output-dir runs/eval_labels_test_distinct \
+  --set eval.zero_shot=false --checkpoint "labels warm start + GRPO (step 200)=runs/labels_grpo/checkpoint-200"
