@@ -6,7 +6,8 @@ with headroom (reward.headroom_only). Chooses what the warm start and the reward
 the query plus the words its judged relevant items share and the catalogue rarely uses
 (:class:`retrieval.CatalogVocabulary`), two words per expansion or one, ``prompt.num_expansions`` expansions.
 These rows read the valid labels to measure how far such expansions could go; the warm start reads the
-training split's.
+training split's. ``--shown K ...`` adds the same rows written only from the relevant items among the top K
+results of the configured plan: how far a policy could get by copying the right words from a context of K titles.
 
     python experiments/probes/prf_headroom.py --config experiments/configs/cpu.toml --max-queries 1000
     python experiments/probes/prf_headroom.py --config experiments/configs/labels.toml --max-queries 300 \
@@ -33,6 +34,8 @@ def main() -> None:
     ap.add_argument("--max-queries", type=int, default=1000)
     ap.add_argument("--titles", type=int, nargs="+", default=[1, 2, 3, 5])
     ap.add_argument("--labels", action="store_true", help="add the label-term ceiling rows")
+    ap.add_argument("--shown", type=int, nargs="*", default=[],
+                    help="with --labels: also the label terms of the relevant items among the top K shown")
     ap.add_argument("--output", default="runs/probe_prf_headroom.json")
     args = ap.parse_args()
     cfg = load_config(args.config, args.set)
@@ -48,6 +51,14 @@ def main() -> None:
         limits = (cfg.rules.max_words, cfg.rules.max_chars)
         label_rows = {f"labels{n}": [term_expansions(q, t, n, cfg.prompt.num_expansions, *limits)
                                      for q, t in zip(queries, terms)] for n in (2, 1)}
+        if args.shown:
+            shown_by = EngineScores(build_plan(cfg, dataset, cfg.engine.kind, engines), dataset, qids).originals
+        for k in args.shown:
+            shown = [[dataset.product_texts[row] for row in set(ranking[:k].tolist()) & set(dataset.relevant(qid))]
+                     for qid, ranking in zip(qids, shown_by)]
+            label_rows[f"shown{k}_labels2"] = [
+                term_expansions(q, vocabulary.feedback_terms(q, titles, cfg.distill.label_terms), 2,
+                                cfg.prompt.num_expansions, *limits) for q, titles in zip(queries, shown)]
     out = {"split": "valid", "num_queries": len(qids), **provenance(cfg), "plans": {}}
     for kind in ("dense", "bm25", "hybrid"):
         plan = build_plan(cfg, dataset, kind, engines)
