@@ -141,6 +141,18 @@ def test_distill_label_candidates_write_the_relevant_items_words(tmp_path, tiny_
     # Only q0 has relevant items; its words "hammer" and "set" carry the "e"s, two per expansion first.
     assert summary["kept"] == summary["kept_from"]["labels"] == 1
     assert examples[0]["qid"] == "q0" and examples[0]["target"] in {"drill 0 hammer set", "drill 0 hammer\ndrill 0 set"}
+    # With label_source "shown", only relevant items among the prompt's titles count: LetterReward shows
+    # "cordless drill" and "drill bits", neither of them q0's relevant "Hammer Drill Set", so nothing is written.
+    shown_cfg = DistillConfig(output_dir=str(tmp_path / "shown"), num_queries=2, num_samples=0,
+                              label_candidates=True, label_source="shown", epochs=1, batch_size=2,
+                              max_completion_length=16)
+    with pytest.raises(ValueError, match="nothing to distill"):
+        distill(tiny_llama, tiny_tokenizer, reward, prompt_cfg, ["q0", "q1"], shown_cfg)
+    reward.context = lambda qids, k: [["Hammer Drill Set", "Tape"][:k] for _ in qids]
+    shown_cfg.output_dir = str(tmp_path / "shown2")
+    assert distill(tiny_llama, tiny_tokenizer, reward, prompt_cfg, ["q0", "q1"], shown_cfg)["kept"] == 1
+    with pytest.raises(ValueError, match="label_source"):
+        DistillConfig(label_source="some")
     with pytest.raises(ValueError, match="label_candidates"):
         DistillConfig(num_samples=0)
     with pytest.raises(ValueError, match="precision"):
