@@ -74,7 +74,8 @@ class DistillConfig:
     """Which relevant items the label candidates read: ``all`` of them, or only those ``shown`` in the prompt
     (among its ``context_k`` titles), whose words the policy sees and so can learn to pick. On 300 valid queries
     (hybrid) the shown items' words reach +0.048 nDCG@10 at 5 titles and +0.100 at 20, against +0.109 for all;
-    R@100 only +0.006 to +0.014, against +0.150 (``experiments/runs/2026-11-28_probe_shown_labels``)."""
+    R@100 only +0.006 to +0.014, against +0.150 (``experiments/runs/2026-11-28_probe_shown_labels``). At 5 titles,
+    the warm start written from them was below ``all`` on valid (``2026-11-28_shown_labels_warm_start``)."""
     temperature: float = 1.0
     """Sampling temperature of the candidates: diversity is what gives the best-of-N its headroom."""
     max_completion_length: int = 32
