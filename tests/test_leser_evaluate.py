@@ -133,3 +133,15 @@ def test_every_checkpoint_path_is_checked_before_any_work(tmp_path, monkeypatch)
         cfg = load_config(None, [f'eval.checkpoints=["{item}"]'])
         with pytest.raises(FileNotFoundError, match=rf"\[eval\] checkpoint .*{problem}"):
             run_evaluation(cfg)
+
+
+def test_context_depth_reaches_the_deepest_prompt_of_any_checkpoint(tmp_path):
+    from leser.config import load_config
+    from leser.evaluate import context_depth
+
+    wide, plain = tmp_path / "wide", tmp_path / "plain"
+    wide.mkdir(), plain.mkdir()
+    (wide / "leser_settings.json").write_text(json.dumps({"prompt": {"context_k": 7}}))
+    cfg = load_config(None, ["prompt.context_k=2", f'eval.checkpoints=["w={wide}", "{plain}"]'])
+    assert context_depth(cfg) == 7  # a policy trained on 7 titles is shown 7 under a config that says 2
+    assert context_depth(load_config(None, ["prompt.context_k=2", f'eval.checkpoints=["{plain}"]'])) == 2
