@@ -5,10 +5,10 @@ words no context of result titles shows. A platform has another source: its past
 found for them. Here that is the training split. For each valid query, its nearest training queries under the
 dense encoder give:
 
-- ``nn_queries``: the neighbours' own texts as the expansions (query rewriting from a log);
-- ``nn_labels2``: the query plus the words the neighbours' relevant items share (as ``distill.label_candidates``
-  reads a query's own relevant items), two words per expansion;
-- ``nn_titles``: the query plus the new words of the neighbours' top relevant titles, one per expansion.
+- ``nn_queries``: the nearest neighbours' own texts as the expansions (query rewriting from a log);
+- ``nn_titles``: the query plus the new words of a relevant title of each nearest neighbour, one per expansion;
+- ``nn{m}_labels2``: the query plus the words the m nearest neighbours' relevant items share (as
+  ``distill.label_candidates`` reads a query's own relevant items), two words per expansion.
 
     python experiments/probes/neighbour_headroom.py --config experiments/configs/labels.toml --max-queries 300
 """
@@ -60,15 +60,14 @@ def main() -> None:
     limits = (cfg.rules.max_words, cfg.rules.max_chars)
     n_exp = cfg.prompt.num_expansions
     rows = {}
+    rows = {"nn_queries": [[dataset.queries[n] for n in nn[:n_exp]] for nn in neighbours],
+            "nn_titles": [title_expansions(q, [relevant_titles(dataset, n)[0] for n in nn[:n_exp]], *limits)
+                          for q, nn in zip(queries, neighbours)]}
     for m in args.neighbours:
-        rows[f"nn{m}_queries"] = [[dataset.queries[n] for n in nn[:n_exp]] for nn in neighbours] if m == n_exp \
-            else None
         titles = [[t for n in nn[:m] for t in relevant_titles(dataset, n)] for nn in neighbours]
         rows[f"nn{m}_labels2"] = [
             term_expansions(q, vocabulary.feedback_terms(q, ts, cfg.distill.label_terms), 2, n_exp, *limits)
             for q, ts in zip(queries, titles)]
-        rows[f"nn{m}_titles"] = [title_expansions(q, ts[:n_exp], *limits) for q, ts in zip(queries, titles)]
-    rows = {k: v for k, v in rows.items() if v is not None}
     out = {"split": "valid", "num_queries": len(qids), **provenance(cfg), "train_coverage": covered,
            "nearest10_coverage": near_covered, "examples": {}, "plans": {}}
     for i in range(5):
