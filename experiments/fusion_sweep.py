@@ -18,8 +18,8 @@ import json
 from pathlib import Path
 
 from leser.config import load_config
-from leser.evaluate import (ORIGINAL, PSEUDO_RELEVANCE, EngineScores, generate_expansions, mean_scores,
-                            provenance, pseudo_relevance_expansions)
+from leser.evaluate import (ORIGINAL, PSEUDO_RELEVANCE, EngineScores, context_depth, generate_expansions,
+                            mean_scores, provenance, pseudo_relevance_expansions)
 from leser.runtime import Engines, build_plan, trainable_queries
 from retrieval import load_dataset
 from retrieval.plan import top_titles
@@ -47,7 +47,8 @@ def main() -> None:
     queries = [dataset.queries[q] for q in qids]
     engines = Engines(cfg, dataset)
     context_plan = build_plan(cfg, dataset, engines=engines)
-    contexts = [top_titles(dataset.product_texts, r, cfg.prompt.context_k) for r in context_plan.rank(queries)]
+    depth = context_depth(cfg, [item.partition("=")[2] for item in args.models])
+    contexts = [top_titles(dataset.product_texts, r, depth) for r in context_plan.rank(queries)]
     policies = {PSEUDO_RELEVANCE: pseudo_relevance_expansions(cfg, queries, contexts)} if args.pseudo_relevance else {}
     for item in args.models:
         label, _, path = item.partition("=")

@@ -142,6 +142,6 @@ def test_context_depth_reaches_the_deepest_prompt_of_any_checkpoint(tmp_path):
     wide, plain = tmp_path / "wide", tmp_path / "plain"
     wide.mkdir(), plain.mkdir()
     (wide / "leser_settings.json").write_text(json.dumps({"prompt": {"context_k": 7}}))
-    cfg = load_config(None, ["prompt.context_k=2", f'eval.checkpoints=["w={wide}", "{plain}"]'])
-    assert context_depth(cfg) == 7  # a policy trained on 7 titles is shown 7 under a config that says 2
-    assert context_depth(load_config(None, ["prompt.context_k=2", f'eval.checkpoints=["{plain}"]'])) == 2
+    cfg = load_config(None, ["prompt.context_k=2"])
+    assert context_depth(cfg, [str(wide), str(plain)]) == 7  # trained on 7 titles, shown 7 where the config says 2
+    assert context_depth(cfg, [str(plain), ""]) == 2

@@ -172,10 +172,10 @@ def check_checkpoint_paths(cfg: LeserConfig) -> None:
             raise FileNotFoundError(f"[eval] checkpoint {label!r}: {folder}: {problem}")
 
 
-def context_depth(cfg: LeserConfig) -> int:
-    """How many top titles to fetch per query: the most any row's prompt shows, the configured ``context_k`` or a
-    checkpoint's stored one (a policy trained on 20 titles is shown 20 under a config that says 5)."""
-    stored = [checkpoint_overrides(path, sections=("prompt",)) for _, path in _checkpoint_rows(cfg)]
+def context_depth(cfg: LeserConfig, model_paths: list[str]) -> int:
+    """How many top titles to fetch per query: the most any policy's prompt shows, the configured ``context_k`` or
+    a checkpoint's stored one (a policy trained on 20 titles is shown 20 under a config that says 5)."""
+    stored = [checkpoint_overrides(path, sections=("prompt",)) for path in model_paths if path]
     return max([cfg.prompt.context_k, *(load_config(None, s).prompt.context_k for s in stored if s)])
 
 
@@ -193,7 +193,7 @@ def run_evaluation(cfg: LeserConfig) -> dict:
     by_engine = {k: EngineScores(build_plan(cfg, dataset, k, engines), dataset, qids)
                  for k in tqdm(kinds, desc="original queries", unit="engine")}
     queries = [dataset.queries[q] for q in qids]
-    depth = context_depth(cfg)  # each policy's prompt then shows the first context_k it was trained with
+    depth = context_depth(cfg, [path for _, path in _checkpoint_rows(cfg)])  # each policy's prompt then shows the first context_k it was trained with
     contexts = [top_titles(dataset.product_texts, r, depth) for r in by_engine[kinds[0]].originals]
 
     report = {"dataset": dataset.name, "split": cfg.eval.split, "num_queries": len(qids), "engines": kinds,
