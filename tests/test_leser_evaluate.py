@@ -135,8 +135,31 @@ def test_every_checkpoint_path_is_checked_before_any_work(tmp_path, monkeypatch)
             run_evaluation(cfg)
 
 
+
+def test_eval_shows_a_checkpoint_the_context_it_was_trained_with(eval_overrides, tmp_path, monkeypatch):
+    """A policy trained on 4 titles is given 4 by make eval although the config says 1; its prompt cuts them."""
+    import shutil
+
+    import leser.evaluate as evaluate
+
+    policy = next(s for s in eval_overrides if s.startswith("policy.model=")).split("=", 1)[1].strip('"')
+    wide = tmp_path / "wide"
+    shutil.copytree(policy, wide)
+    (wide / "leser_settings.json").write_text(json.dumps({"prompt": {"context_k": 4}}))
+    shown = {}
+
+    def record(path, cfg, queries, contexts):
+        shown[path] = {len(c) for c in contexts}
+        return evaluate.Expansions([[] for _ in queries], [[] for _ in queries], 0.0, {})
+
+    monkeypatch.setattr(evaluate, "generate_expansions", record)
+    cfg = load_config(None, [*eval_overrides, "prompt.context_k=1", f'eval.checkpoints=["wide={wide}"]',
+                             'eval.engines=["dense"]'])
+    run_evaluation(cfg)
+    assert shown == {policy: {4}, str(wide): {4}}  # the zero-shot row and the checkpoint get the same titles
+
+
 def test_context_depth_reaches_the_deepest_prompt_of_any_checkpoint(tmp_path):
-    from leser.config import load_config
     from leser.evaluate import context_depth
 
     wide, plain = tmp_path / "wide", tmp_path / "plain"

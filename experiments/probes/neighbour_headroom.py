@@ -37,6 +37,8 @@ def main() -> None:
     ap.add_argument("--output", default="runs/probe_neighbour_headroom.json")
     args = ap.parse_args()
     cfg = load_config(args.config, args.set)
+    if cfg.reward.relevance != "labels":
+        raise SystemExit("the neighbours' words come from their relevant items: use a config with relevance = labels")
     dataset = load_dataset(cfg.data.path)
     qids = trainable_queries(cfg, dataset, "valid")[: args.max_queries]
     queries = [dataset.queries[q] for q in qids]
@@ -51,15 +53,14 @@ def main() -> None:
     train_relevant = {row for q in train for row in dataset.relevant(q)}
     valid_relevant = [set(dataset.relevant(q)) for q in qids]
     covered = sum(len(r & train_relevant) for r in valid_relevant) / max(1, sum(map(len, valid_relevant)))
-    near_covered = sum(len(r & {row for n in nn[:10] for row in dataset.relevant(n)})
+    near_covered = sum(len(r & {row for n in nn for row in dataset.relevant(n)})
                        for r, nn in zip(valid_relevant, neighbours)) / max(1, sum(map(len, valid_relevant)))
     print(f"valid relevant items also relevant to some train query: {covered:.3f}; "
-          f"to one of its 10 nearest: {near_covered:.3f}", flush=True)
+          f"to one of its {max(args.neighbours)} nearest: {near_covered:.3f}", flush=True)
 
     vocabulary = CatalogVocabulary(list(dataset.product_texts))
     limits = (cfg.rules.max_words, cfg.rules.max_chars)
     n_exp = cfg.prompt.num_expansions
-    rows = {}
     rows = {"nn_queries": [[dataset.queries[n] for n in nn[:n_exp]] for nn in neighbours],
             "nn_titles": [title_expansions(q, [relevant_titles(dataset, n)[0] for n in nn[:n_exp]], *limits)
                           for q, nn in zip(queries, neighbours)]}
@@ -69,7 +70,7 @@ def main() -> None:
             term_expansions(q, vocabulary.feedback_terms(q, ts, cfg.distill.label_terms), 2, n_exp, *limits)
             for q, ts in zip(queries, titles)]
     out = {"split": "valid", "num_queries": len(qids), **provenance(cfg), "train_coverage": covered,
-           "nearest10_coverage": near_covered, "examples": {}, "plans": {}}
+           "nearest_coverage": near_covered, "max_neighbours": max(args.neighbours), "examples": {}, "plans": {}}
     for i in range(5):
         out["examples"][queries[i]] = {k: v[i] for k, v in rows.items()}
     for kind in args.plans:

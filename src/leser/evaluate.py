@@ -187,13 +187,17 @@ def run_evaluation(cfg: LeserConfig) -> dict:
     if not qids:
         raise ValueError(f"no judged queries in split {cfg.eval.split!r}")
     kinds = list(dict.fromkeys([cfg.engine.kind, *cfg.eval.engines]))
-    print(f"evaluating {len(qids)} {cfg.eval.split} queries on {', '.join(kinds)}; "
-          f"policies see the {cfg.engine.kind} plan's top {cfg.prompt.context_k} titles")
     engines = Engines(cfg, dataset)
     by_engine = {k: EngineScores(build_plan(cfg, dataset, k, engines), dataset, qids)
                  for k in tqdm(kinds, desc="original queries", unit="engine")}
     queries = [dataset.queries[q] for q in qids]
-    depth = context_depth(cfg, [path for _, path in _checkpoint_rows(cfg)])  # each policy's prompt then shows the first context_k it was trained with
+    policies = [(PSEUDO_RELEVANCE, None)] if cfg.eval.pseudo_relevance else []
+    policies += [("zero-shot base model", cfg.policy.model or "")] if cfg.eval.zero_shot else []
+    policies += _checkpoint_rows(cfg)
+    # Each policy's prompt then shows the first context_k titles it was trained with.
+    depth = context_depth(cfg, [path for _, path in policies if path])
+    print(f"evaluating {len(qids)} {cfg.eval.split} queries on {', '.join(kinds)}; "
+          f"policies see the {cfg.engine.kind} plan's top titles (up to {depth})")
     contexts = [top_titles(dataset.product_texts, r, depth) for r in by_engine[kinds[0]].originals]
 
     report = {"dataset": dataset.name, "split": cfg.eval.split, "num_queries": len(qids), "engines": kinds,
@@ -202,12 +206,10 @@ def run_evaluation(cfg: LeserConfig) -> dict:
                               "relevant_gain": dataset.relevant_gain},
               "checkpoints": dict(_checkpoint_rows(cfg)),
               "rows": [asdict(e.row(ORIGINAL)) for e in by_engine.values()]}
-    policies = [(PSEUDO_RELEVANCE, None)] if cfg.eval.pseudo_relevance else []
-    policies += [("zero-shot base model", cfg.policy.model or "")] if cfg.eval.zero_shot else []
     out_dir = Path(cfg.eval.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with (out_dir / "expansions.jsonl").open("w") as jsonl:
-        for label, path in policies + _checkpoint_rows(cfg):
+        for label, path in policies:
             print(f"- {label}", flush=True)
             out = (pseudo_relevance_expansions(cfg, queries, contexts) if label == PSEUDO_RELEVANCE
                    else generate_expansions(path or None, cfg, queries, contexts))
