@@ -172,7 +172,7 @@ def check_checkpoint_paths(cfg: LeserConfig) -> None:
             raise FileNotFoundError(f"[eval] checkpoint {label!r}: {folder}: {problem}")
 
 
-def context_depth(cfg: LeserConfig, model_paths: list[str]) -> int:
+def context_depth(cfg: LeserConfig, model_paths: list[str | None]) -> int:
     """How many top titles to fetch per query: the most any policy's prompt shows, the configured ``context_k`` or
     a checkpoint's stored one (a policy trained on 20 titles is shown 20 under a config that says 5)."""
     stored = [checkpoint_overrides(path, sections=("prompt",)) for path in model_paths if path]
@@ -195,7 +195,7 @@ def run_evaluation(cfg: LeserConfig) -> dict:
     policies += [("zero-shot base model", cfg.policy.model or "")] if cfg.eval.zero_shot else []
     policies += _checkpoint_rows(cfg)
     # Each policy's prompt then shows the first context_k titles it was trained with.
-    depth = context_depth(cfg, [path for _, path in policies if path])
+    depth = context_depth(cfg, [path for _, path in policies])
     print(f"evaluating {len(qids)} {cfg.eval.split} queries on {', '.join(kinds)}; "
           f"policies see the {cfg.engine.kind} plan's top titles (up to {depth})")
     contexts = [top_titles(dataset.product_texts, r, depth) for r in by_engine[kinds[0]].originals]
