@@ -22,7 +22,7 @@ import torch
 
 from grpo.distill import relevant_titles
 from leser.config import load_config
-from leser.evaluate import EngineScores, mean_scores, paired, provenance
+from leser.evaluate import ORIGINAL, EngineScores, mean_scores, paired, provenance
 from leser.runtime import Engines, build_plan, trainable_queries
 from retrieval import CatalogVocabulary, load_dataset, term_expansions, title_expansions
 
@@ -71,15 +71,15 @@ def main() -> None:
             for q, ts in zip(queries, titles)]
     out = {"split": "valid", "num_queries": len(qids), **provenance(cfg), "train_coverage": covered,
            "nearest_coverage": near_covered, "max_neighbours": max(args.neighbours), "examples": {}, "plans": {}}
-    for i in range(5):
-        out["examples"][queries[i]] = {k: v[i] for k, v in rows.items()}
+    for i, query in enumerate(queries[:5]):
+        out["examples"][query] = {k: v[i] for k, v in rows.items()}
     for kind in args.plans:
         scores = EngineScores(build_plan(cfg, dataset, kind, engines), dataset, qids)
-        result = {"original": mean_scores(scores.scores["original query"])}
+        result = {"original": mean_scores(scores.scores[ORIGINAL])}
         for label, expansions in rows.items():
             scores.add(label, expansions)
             result[label] = {"metrics": mean_scores(scores.scores[label]),
-                             "vs_original": paired(scores.scores[label], scores.scores["original query"])}
+                             "vs_original": paired(scores.scores[label], scores.scores[ORIGINAL])}
         out["plans"][kind] = result
         print(kind, json.dumps({k: v.get("vs_original", v) for k, v in result.items()}), flush=True)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
