@@ -140,3 +140,21 @@ def test_entropy_matches_full_softmax(tiny_llama, rollout):
     expected = torch.stack(expected) * rollout.completion_mask
     torch.testing.assert_close(entropy, expected, atol=1e-5, rtol=0)
     torch.testing.assert_close(logprobs, call(completion_logprobs, tiny_llama, rollout, temperature=0.7))
+
+
+@pytest.mark.parametrize("rows_per_slice", [1, 2])
+def test_logit_slices_match_naive(tiny_llama, rollout, monkeypatch, rows_per_slice):
+    """The fp32 normalisation runs on row slices of the logits: values, entropy and gradients are unchanged."""
+    tiny_llama.train()
+    naive, g_naive = grads_of(tiny_llama, naive_completion_logprobs, rollout, temperature=0.7)
+    with torch.no_grad():
+        _, entropy_whole = call(completion_logprobs, tiny_llama, rollout, temperature=0.7, return_entropy=True)
+    row_elements = rollout.completion_ids.shape[1] * tiny_llama.config.vocab_size
+    monkeypatch.setattr(logprobs_module, "LOGIT_CHUNK_ELEMENTS", rows_per_slice * row_elements)
+    sliced, g_sliced = grads_of(tiny_llama, completion_logprobs, rollout, temperature=0.7)
+    with torch.no_grad():
+        _, entropy_sliced = call(completion_logprobs, tiny_llama, rollout, temperature=0.7, return_entropy=True)
+    torch.testing.assert_close(sliced, naive, atol=1e-5, rtol=0)
+    torch.testing.assert_close(entropy_sliced, entropy_whole, atol=1e-6, rtol=0)
+    for name in g_naive:
+        torch.testing.assert_close(g_sliced[name], g_naive[name], atol=1e-5, rtol=0, msg=name)

@@ -108,6 +108,27 @@ def _shared_prompt_hidden(model: nn.Module, prompt_ids: list[torch.Tensor], comp
     return torch.cat([first, completion_hidden[:, :-1]], dim=1)
 
 
+LOGIT_CHUNK_ELEMENTS = 1 << 22
+"""Most logits (rows x T x V) that one log-softmax runs on: 16 MB in fp32. One ``[32, 32, 49152]`` block (200 MB)
+ran the element-wise ops 10-15x slower per element than 2-row slices on the 2-core CPU (out of cache, fresh pages),
+and its update phase went from 7.1 s to 5.3 s when sliced (experiments/runs/2026-11-28_bench_grpo_prealloc)."""
+
+
+def _head_logprobs(head: nn.Module, hidden: torch.Tensor, tokens: torch.Tensor, temperature: float,
+                   return_entropy: bool):
+    """:func:`token_logprobs` of ``head(hidden)``: ``hidden [b, T, H]``, ``tokens [b, T]`` -> ``[b, T]`` (and entropy).
+
+    The LM head runs once, as one large product (the weight gradient too); the fp32 normalisation runs on row
+    slices of its logits of at most :data:`LOGIT_CHUNK_ELEMENTS`."""
+    logits = head(hidden)  # [b, T, V]
+    rows = max(1, LOGIT_CHUNK_ELEMENTS // (logits.shape[1] * logits.shape[2]))
+    parts = [token_logprobs(chunk, t, temperature, return_entropy)
+             for chunk, t in zip(logits.split(rows), tokens.split(rows))]
+    if not return_entropy:
+        return torch.cat(parts)
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
 def completion_logprobs(
     model: nn.Module,
     prompt_ids: list[torch.Tensor],
@@ -137,8 +158,7 @@ def completion_logprobs(
         groups = prompt_ids[start:start + step]
         rows = completion_ids[start * group_size:(start + len(groups)) * group_size]
         hidden = hidden_fn(model, groups, rows, group_size)  # [b, T, H]
-        logits = head(hidden)  # [b, T, V]
-        picked = token_logprobs(logits, rows.to(hidden.device), temperature, return_entropy)
+        picked = _head_logprobs(head, hidden, rows.to(hidden.device), temperature, return_entropy)
         if return_entropy:
             picked, entropy = picked
             entropies.append(entropy)

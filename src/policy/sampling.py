@@ -15,6 +15,7 @@ from torch import nn
 from ._batching import (
     cache_kwarg, left_pad, model_device, new_cache, positions_from_mask, scaled_logits, token_logprobs,
 )
+from .kv_cache import reserve_decoding_room
 from .lines import DistinctLines
 
 
@@ -183,6 +184,7 @@ def _decode_chunk(
                 use_cache=True, logits_to_keep=1, **{kw: cache})
     # Prompt is encoded once per group; only now does the batch grow to n * G rows.
     cache.batch_repeat_interleave(group_size)
+    reserve_decoding_room(cache, max_new_tokens)
     logits = out.logits[:, -1].repeat_interleave(group_size, 0)  # [B, V]
     attn = attn.repeat_interleave(group_size, 0)  # [B, P]
     next_pos = attn.sum(-1, keepdim=True)  # [B, 1]: first completion position = prompt length
