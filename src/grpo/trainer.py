@@ -6,7 +6,6 @@ search contexts -> build prompts -> sample G completions each -> score with the 
 """
 from __future__ import annotations
 
-import copy
 import json
 import time
 from dataclasses import asdict
@@ -49,7 +48,7 @@ from policy import (
     sample_groups,
     save_adapter,
 )
-from policy.precision import SamplingCopy, autocast
+from policy.precision import SamplingCopy, autocast, frozen_copy
 from reward import SearchReward
 
 
@@ -76,7 +75,8 @@ class GRPOTrainer(PolicyUpdate):
         # The reference is the policy before any update; with beta == 0 it is never built.
         self.ref_model = self.ref_scorer = None
         if cfg.beta > 0:
-            self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+            # Under bf16 its matrix weights are stored in bf16, which autocast would cast them to anyway.
+            self.ref_model = frozen_copy(model, cfg.precision)
             self.ref_scorer = CompletionScorer(self.ref_model)
         self.lora_cfg = lora_cfg or LoraConfig()
         if cfg.use_lora:

@@ -24,6 +24,22 @@ def autocast(precision: str, device: torch.device | str):
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
 
+def frozen_copy(model: torch.nn.Module, precision: str) -> torch.nn.Module:
+    """A frozen copy of ``model`` for forward passes under :func:`autocast` (the reference model, the sampler).
+
+    Under ``bf16`` its ``nn.Linear`` weights are stored in bf16: autocast would cast them to exactly that at every
+    forward, and on CPU that cast costs as much as a one-token product. Everything else stays as it is.
+    """
+    autocast(precision, "cpu")  # validates precision
+    frozen = copy.deepcopy(model).eval().requires_grad_(False)
+    if precision == "bf16":
+        for module in frozen.modules():
+            if isinstance(module, torch.nn.Linear):
+                # A new tensor, so a tied LM head no longer shares it with the fp32 input embedding.
+                module.weight = torch.nn.Parameter(module.weight.detach().to(torch.bfloat16), requires_grad=False)
+    return frozen
+
+
 class SamplingCopy:
     """The model that generates rollouts: the policy itself under ``fp32``; under ``bf16``, a copy of it whose
     matrix-product weights are stored in bf16, to run under :func:`autocast` like the scorer.
@@ -42,14 +58,7 @@ class SamplingCopy:
     def __init__(self, model: torch.nn.Module, precision: str):
         autocast(precision, "cpu")  # validates precision
         self.source = model
-        self.copy = None
-        if precision == "bf16":
-            self.copy = copy.deepcopy(model).eval().requires_grad_(False)
-            for module in self.copy.modules():
-                if isinstance(module, torch.nn.Linear):
-                    # A new tensor, so a tied LM head no longer shares it with the fp32 input embedding.
-                    module.weight = torch.nn.Parameter(module.weight.detach().to(torch.bfloat16),
-                                                       requires_grad=False)
+        self.copy = frozen_copy(model, precision) if precision == "bf16" else None
 
     @torch.no_grad()
     def model(self) -> torch.nn.Module:
