@@ -1,7 +1,9 @@
 """A decoding KV cache that writes each new token in place instead of concatenating.
 
 ``DynamicLayer.update`` runs ``torch.cat`` on the whole cache at every decoded token: for G rows that share a long
-prompt, that copies ``[B, heads, P + t, d]`` per layer per token, about a fifth of sampling's time on CPU.
+prompt, that copies ``[B, heads, P + t, d]`` per layer per token, about a fifth of sampling's time on CPU. Sampling
+uses this layer where :mod:`policy.shared_prompt` does not apply (one completion per prompt, attention other than
+sdpa).
 :func:`reserve_decoding_room` gives each layer a buffer with room for the tokens still to come; an update then
 copies only the new token, and attention reads a view of the buffer.
 """

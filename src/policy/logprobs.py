@@ -5,9 +5,9 @@
 1. Logits are computed only at the T positions that predict completion tokens (the last prompt
    position and the completion positions except the last), instead of at all ``P + T`` positions;
    with a ~49k vocabulary the LM head and log-softmax dominate memory otherwise.
-2. Each group's prompt runs through the transformer once; its KV cache is repeated to the G rows of
-   the group, and the completions attend to it. Gradients flow back into the shared prompt
-   activations through the repeat (``repeat_interleave`` is differentiable).
+2. Each group's prompt runs through the transformer once, and the completions attend to its KV cache: with
+   sdpa attention, to one copy per group (:mod:`policy.shared_prompt`), otherwise to a copy repeated to the G
+   rows. Gradients flow back into the shared prompt activations either way.
 
 Under gradient checkpointing (``model.gradient_checkpointing_enable()`` + train mode + grad), the
 decoder layers drop the KV cache (a replayed layer would append to it twice), so the function falls
@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .shared_prompt import heads_per_kv, shared_prompt_attention, shared_prompt_cache, shared_prompt_mask, supported
 from ._batching import (
     cache_kwarg,
     effective_temperature,
@@ -88,22 +89,30 @@ def _shared_prompt_hidden(model: nn.Module, prompt_ids: list[torch.Tensor], comp
                           group_size: int) -> torch.Tensor:
     """Hidden states ``[B, T, H]`` predicting completion tokens, running each prompt once.
 
-    Prompt pass: ``[n, P]`` -> last hidden state ``[n, H]`` and a KV cache ``[n, heads, P, d]`` per layer.
-    Both are repeated to ``B = n * G`` rows; the completion pass ``[B, T]`` attends to the cache.
+    Prompt pass: ``[n, P]`` -> last hidden state ``[n, H]`` and a KV cache ``[n, heads, P, d]`` per layer. The
+    completion pass ``[B = n * G, T]`` attends to the cache: one copy per group under sdpa (shared-prompt
+    attention), else the cache repeated to the B rows.
     """
     device = model_device(model)
     base, cache, kw = model.base_model, new_cache(model), cache_kwarg(model.base_model)
     ids, attn = left_pad(prompt_ids, _pad_id(model), device)  # [n, P]
     prompt_hidden = base(input_ids=ids, attention_mask=attn, position_ids=positions_from_mask(attn),
                          use_cache=True, **{kw: cache}).last_hidden_state[:, -1]  # [n, H]
-    cache.batch_repeat_interleave(group_size)
     completion_ids = completion_ids.to(device)
-    attn = attn.repeat_interleave(group_size, 0)  # [B, P]
-    full_attn = torch.cat([attn, torch.ones_like(completion_ids)], dim=1)  # [B, P + T]
-    steps = torch.arange(completion_ids.shape[1], device=device)
-    positions = attn.sum(-1, keepdim=True) + steps  # [B, T]
-    completion_hidden = base(input_ids=completion_ids, attention_mask=full_attn, position_ids=positions,
-                             use_cache=True, **{kw: cache}).last_hidden_state  # [B, T, H]
+    T = completion_ids.shape[1]
+    positions = attn.sum(-1, keepdim=True).repeat_interleave(group_size, 0) + torch.arange(T, device=device)  # [B, T]
+    if supported(model, cache, group_size):  # each group's rows attend to one copy of its prompt
+        mask = shared_prompt_mask(attn, group_size, heads_per_kv(model), T, 0, T)
+        with shared_prompt_attention(model):
+            completion_hidden = base(input_ids=completion_ids, attention_mask=mask, position_ids=positions,
+                                     use_cache=True, **{kw: shared_prompt_cache(cache, group_size, T)}
+                                     ).last_hidden_state  # [B, T, H]
+    else:
+        cache.batch_repeat_interleave(group_size)
+        attn = attn.repeat_interleave(group_size, 0)  # [B, P]
+        full_attn = torch.cat([attn, torch.ones_like(completion_ids)], dim=1)  # [B, P + T]
+        completion_hidden = base(input_ids=completion_ids, attention_mask=full_attn, position_ids=positions,
+                                 use_cache=True, **{kw: cache}).last_hidden_state  # [B, T, H]
     first = prompt_hidden.repeat_interleave(group_size, 0).unsqueeze(1)  # [B, 1, H]
     return torch.cat([first, completion_hidden[:, :-1]], dim=1)
 

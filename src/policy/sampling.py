@@ -1,9 +1,10 @@
 """Group sampling for GRPO: G completions per prompt, sharing one prompt forward pass.
 
-Each prompt is encoded once (batch 1 per prompt, several prompts left-padded into one batch), its KV
-cache is repeated G times along the batch axis, and the G samples are decoded together by a
-hand-written loop. This avoids recomputing the (long) prompt G times, which dominates the cost of
-``model.generate(num_return_sequences=G)`` for short completions.
+Each prompt is encoded once (batch 1 per prompt, several prompts left-padded into one batch), and the G samples
+are decoded together by a hand-written loop, attending to one copy of their prompt's KV cache
+(:mod:`policy.shared_prompt`; without sdpa attention, to a copy repeated G times along the batch axis). This
+avoids recomputing the (long) prompt G times, which dominates the cost of ``model.generate(num_return_sequences=G)``
+for short completions.
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from ._batching import (
 )
 from .kv_cache import reserve_decoding_room
 from .lines import DistinctLines
+from .shared_prompt import (
+    heads_per_kv, shared_prompt_attention, shared_prompt_cache, shared_prompt_mask, supported,
+)
 
 
 @dataclass
@@ -182,9 +186,16 @@ def _decode_chunk(
     ids, attn = left_pad(prompt_ids, pad_id, device)  # [n, P]
     out = model(input_ids=ids, attention_mask=attn, position_ids=positions_from_mask(attn),
                 use_cache=True, logits_to_keep=1, **{kw: cache})
-    # Prompt is encoded once per group; only now does the batch grow to n * G rows.
-    cache.batch_repeat_interleave(group_size)
-    reserve_decoding_room(cache, max_new_tokens)
+    # Prompt is encoded once per group; only now does the batch grow to n * G rows. Shared: each group's rows
+    # attend to one copy of its prompt's keys; otherwise the cache is repeated to the rows.
+    shared = supported(model, cache, group_size)
+    prompt_mask = attn
+    if shared:
+        cache = shared_prompt_cache(cache, group_size, max_new_tokens)
+        per_kv = heads_per_kv(model)
+    else:
+        cache.batch_repeat_interleave(group_size)
+        reserve_decoding_room(cache, max_new_tokens)
     logits = out.logits[:, -1].repeat_interleave(group_size, 0)  # [B, V]
     attn = attn.repeat_interleave(group_size, 0)  # [B, P]
     next_pos = attn.sum(-1, keepdim=True)  # [B, 1]: first completion position = prompt length
@@ -205,9 +216,15 @@ def _decode_chunk(
         if bool(finished.all()) or step == max_new_tokens - 1:
             break
         # Finished rows keep decoding their pad token (cheaper than re-shaping the cache); it is masked out.
-        attn = torch.cat([attn, attn.new_ones(batch, 1)], dim=-1)
-        out = model(input_ids=tokens_out[-1].unsqueeze(-1), attention_mask=attn,
-                    position_ids=next_pos + step, use_cache=True, **{kw: cache})
+        if shared:
+            mask = shared_prompt_mask(prompt_mask, group_size, per_kv, max_new_tokens, step, 1)
+            with shared_prompt_attention(model):
+                out = model(input_ids=tokens_out[-1].unsqueeze(-1), attention_mask=mask,
+                            position_ids=next_pos + step, use_cache=True, **{kw: cache})
+        else:
+            attn = torch.cat([attn, attn.new_ones(batch, 1)], dim=-1)
+            out = model(input_ids=tokens_out[-1].unsqueeze(-1), attention_mask=attn,
+                        position_ids=next_pos + step, use_cache=True, **{kw: cache})
         logits = out.logits[:, -1]
     return _Chunk(torch.stack(tokens_out, 1), torch.stack(mask_out, 1), torch.stack(logp_out, 1), ~finished)
 

@@ -1,0 +1,120 @@
+"""Shared-prompt attention: the mask's meaning, that sampling and scoring take it, and the fallback."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import policy.shared_prompt as shared
+from policy import completion_logprobs, naive_completion_logprobs, sample_groups
+from policy.shared_prompt import NAME, shared_prompt_attention, shared_prompt_mask
+
+QUERIES = ["small couch", "cordless drill with battery and charger for the garage", "led"]
+
+
+@pytest.fixture
+def prompts(tiny_tokenizer):
+    return [tiny_tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
+                                               add_generation_prompt=True) for q in QUERIES]
+
+
+@pytest.fixture
+def packed_calls(monkeypatch):
+    """Counts attention calls that took the packed (shared-prompt) branch."""
+    calls = []
+    original = shared.F.scaled_dot_product_attention
+
+    def counting(query, key, *args, **kwargs):
+        calls.append(query.shape)
+        return original(query, key, *args, **kwargs)
+
+    monkeypatch.setattr(shared.F, "scaled_dot_product_attention", counting)
+    return calls
+
+
+def test_mask_lets_a_row_see_its_prompt_and_its_own_past_only():
+    prompt_mask = torch.tensor([[0, 1, 1], [1, 1, 1]])  # group 0 has one pad
+    G, per_kv, slots, start, q = 2, 2, 3, 1, 2
+    mask = shared_prompt_mask(prompt_mask, G, per_kv, slots, start, q)
+    assert mask.shape == (2, 1, G * per_kv * q, 3 + G * slots)
+    for g in range(2):
+        for r in range(G):
+            for j in range(per_kv):
+                for i in range(q):
+                    row = mask[g, 0, (r * per_kv + j) * q + i]
+                    expected = prompt_mask[g].bool().tolist() + [
+                        r2 == r and s <= start + i for r2 in range(G) for s in range(slots)]
+                    assert row.tolist() == expected
+
+
+def test_sampling_and_scoring_take_the_shared_path_and_match_the_references(
+        tiny_llama, tiny_tokenizer, prompts, packed_calls):
+    assert tiny_llama.config.num_attention_heads > tiny_llama.config.num_key_value_heads  # grouped-query heads
+    r = sample_groups(tiny_llama, tiny_tokenizer, prompts, 3, max_new_tokens=8, temperature=1.0,
+                      generator=torch.Generator().manual_seed(0))
+    assert packed_calls, "sampling did not use the shared-prompt attention"
+    packed_calls.clear()
+    with torch.no_grad():
+        fast = completion_logprobs(tiny_llama, r.prompt_ids, r.completion_ids, r.completion_mask, 3)
+        naive = naive_completion_logprobs(tiny_llama, r.prompt_ids, r.completion_ids, r.completion_mask, 3)
+    assert packed_calls, "scoring did not use the shared-prompt attention"
+    torch.testing.assert_close(fast, naive, atol=1e-5, rtol=0)
+    torch.testing.assert_close(r.sample_logprobs, naive, atol=1e-5, rtol=0)
+    assert tiny_llama.config._attn_implementation == "sdpa"  # switched back after each pass
+
+
+def test_other_attention_implementations_keep_the_repeated_layout(tiny_llama, tiny_tokenizer, prompts, packed_calls):
+    tiny_llama.set_attn_implementation("eager")
+    r = sample_groups(tiny_llama, tiny_tokenizer, prompts, 2, max_new_tokens=5, temperature=1.0,
+                      generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        fast = completion_logprobs(tiny_llama, r.prompt_ids, r.completion_ids, r.completion_mask, 2)
+        naive = naive_completion_logprobs(tiny_llama, r.prompt_ids, r.completion_ids, r.completion_mask, 2)
+    assert not packed_calls
+    torch.testing.assert_close(fast, naive, atol=1e-5, rtol=0)
+
+
+def test_the_attention_setting_is_restored_after_an_error(tiny_llama):
+    with pytest.raises(RuntimeError), shared_prompt_attention(tiny_llama):
+        assert tiny_llama.config._attn_implementation == NAME
+        raise RuntimeError("boom")
+    assert tiny_llama.config._attn_implementation == "sdpa"
+
+
+def reference_attention(query, prompt_k, prompt_v, prompt_mask, comp_k, comp_v, start, per_kv):
+    """Row by row and head by head, float64: row b of group g = b // G attends to g's real prompt tokens and to
+    its own completion keys up to its query's time. ``[B, q, H, d]``."""
+    rows, heads, q, d = query.shape
+    group = rows // prompt_k.shape[0]
+    out = torch.zeros(rows, q, heads, d, dtype=torch.float64)
+    for b in range(rows):
+        g = b // group
+        for h in range(heads):
+            k = torch.cat([prompt_k[g, h // per_kv], comp_k[b, h // per_kv]]).double()
+            v = torch.cat([prompt_v[g, h // per_kv], comp_v[b, h // per_kv]]).double()
+            for i in range(q):
+                seen = torch.cat([prompt_mask[g].bool(), torch.arange(comp_k.shape[2]) <= start + i])
+                scores = (k @ query[b, h, i].double()) / d ** 0.5
+                weights = torch.softmax(scores.masked_fill(~seen, float("-inf")), -1)
+                out[b, i, h] = weights @ v
+    return out
+
+
+@pytest.mark.parametrize("one_token_at_a_time", [False, True])
+def test_packed_attention_equals_row_by_row_attention(one_token_at_a_time):
+    """Large random scores (far from uniform), grouped-query heads, a padded prompt; all slots at once (the scorer)
+    or one token per call (decoding)."""
+    g = torch.Generator().manual_seed(0)
+    n, G, kv, per_kv, P, S, d = 2, 3, 2, 3, 4, 3, 8
+    prompt_k, prompt_v = (3 * torch.randn(n, kv, P, d, generator=g) for _ in range(2))
+    comp_k, comp_v = (3 * torch.randn(n * G, kv, S, d, generator=g) for _ in range(2))
+    query = 3 * torch.randn(n * G, kv * per_kv, S, d, generator=g)
+    prompt_mask = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])
+    layer = shared.SharedPromptLayer(prompt_k, prompt_v, G, S)
+    steps = [(t, 1) for t in range(S)] if one_token_at_a_time else [(0, S)]
+    for start, q in steps:
+        keys, values = layer.update(comp_k[:, :, start:start + q], comp_v[:, :, start:start + q])
+        mask = shared_prompt_mask(prompt_mask, G, per_kv, S, start, q)
+        out, _ = shared._attention(None, query[:, :, start:start + q], keys, values, mask, scaling=d ** -0.5)
+        expected = reference_attention(query[:, :, start:start + q], prompt_k, prompt_v, prompt_mask, comp_k, comp_v,
+                                       start, per_kv)
+        torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=1e-5)
