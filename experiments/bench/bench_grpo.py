@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import math
 import os
@@ -167,6 +168,7 @@ def compare(cfg, reward, pool: list[str], steps: int, warmup: int, label: str, p
     row = {"num_generations": cfg.train.num_generations, "context_k": cfg.prompt.context_k, "ours": ours}
     if ours_only:
         return row
+    gc.collect()  # our models and caches go before TRL's step, which needs most of a 24 GiB machine in fp32
     trl = {p: trl_step_times(cfg, reward, qids, steps, warmup, trl_micro_batch, p) for p in precisions}
     ours_best = min(r["median_step_s"] for r in ours.values())
     trl_best = min(r["median_step_s"] for r in trl.values())
