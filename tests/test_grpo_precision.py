@@ -7,7 +7,7 @@ import torch
 from grpo.config import GRPOConfig
 from grpo.host import use_cores
 from grpo.logs import PhaseTimer
-from policy.precision import SamplingCopy, autocast
+from policy.precision import SamplingCopy, autocast, frozen_copy
 from test_grpo_trainer import make_trainer, small_config
 
 
@@ -65,6 +65,17 @@ def test_the_sampling_copy_under_autocast_scores_as_the_autocast_policy(tiny_lla
         scored = tiny_llama(ids).logits.float().log_softmax(-1)
         sampled = sampler.model()(ids).logits.float().log_softmax(-1)
     torch.testing.assert_close(sampled, scored, atol=1e-5, rtol=1e-5)
+
+
+def test_the_bf16_reference_copy_scores_as_the_autocast_policy(tiny_llama):
+    """The frozen reference stores bf16 matrix weights: exactly what autocast casts the fp32 ones to."""
+    ids = torch.randint(0, tiny_llama.config.vocab_size, (2, 12), generator=torch.Generator().manual_seed(1))
+    reference = frozen_copy(tiny_llama, "bf16")
+    assert reference.lm_head.weight.dtype == torch.bfloat16 and not reference.lm_head.weight.requires_grad
+    assert reference.model.embed_tokens.weight.dtype == torch.float32
+    with torch.no_grad(), autocast("bf16", "cpu"):
+        torch.testing.assert_close(reference(ids).logits, tiny_llama(ids).logits, atol=0, rtol=0)
+    assert frozen_copy(tiny_llama, "fp32").lm_head.weight.dtype == torch.float32
 
 
 def test_host_settings():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from transformers import AttentionInterface
 
 import policy.shared_prompt as shared
 from policy import completion_logprobs, naive_completion_logprobs, sample_groups
@@ -18,17 +19,18 @@ def prompts(tiny_tokenizer):
 
 
 @pytest.fixture
-def packed_calls(monkeypatch):
-    """Counts attention calls that took the packed (shared-prompt) branch."""
+def packed_calls():
+    """Counts attention calls that took the packed branch (keys with fewer rows than the queries)."""
     calls = []
-    original = shared.F.scaled_dot_product_attention
 
-    def counting(query, key, *args, **kwargs):
-        calls.append(query.shape)
-        return original(query, key, *args, **kwargs)
+    def counting(module, query, key, *args, **kwargs):
+        if key.shape[0] != query.shape[0]:
+            calls.append(query.shape)
+        return shared._attention(module, query, key, *args, **kwargs)
 
-    monkeypatch.setattr(shared.F, "scaled_dot_product_attention", counting)
-    return calls
+    AttentionInterface.register(NAME, counting)
+    yield calls
+    AttentionInterface.register(NAME, shared._attention)
 
 
 def test_mask_lets_a_row_see_its_prompt_and_its_own_past_only():

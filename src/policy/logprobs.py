@@ -101,7 +101,7 @@ def _shared_prompt_hidden(model: nn.Module, prompt_ids: list[torch.Tensor], comp
     completion_ids = completion_ids.to(device)
     T = completion_ids.shape[1]
     positions = attn.sum(-1, keepdim=True).repeat_interleave(group_size, 0) + torch.arange(T, device=device)  # [B, T]
-    if supported(model, cache, group_size):  # each group's rows attend to one copy of its prompt
+    if supported(model, cache, group_size, T):  # each group's rows attend to one copy of its prompt
         mask = shared_prompt_mask(attn, group_size, heads_per_kv(model), T, 0, T)
         with shared_prompt_attention(model):
             completion_hidden = base(input_ids=completion_ids, attention_mask=mask, position_ids=positions,

@@ -188,7 +188,7 @@ def _decode_chunk(
                 use_cache=True, logits_to_keep=1, **{kw: cache})
     # Prompt is encoded once per group; only now does the batch grow to n * G rows. Shared: each group's rows
     # attend to one copy of its prompt's keys; otherwise the cache is repeated to the rows.
-    shared = supported(model, cache, group_size)
+    shared = supported(model, cache, group_size, max_new_tokens)
     prompt_mask = attn
     if shared:
         cache = shared_prompt_cache(cache, group_size, max_new_tokens)

@@ -89,10 +89,18 @@ class SharedPromptLayer(DynamicLayer):
         return self.prompt_keys.shape[-2] + self.group_size * self.slots, 0
 
 
-def supported(model, cache, group_size: int) -> bool:
-    """True when there is a prompt to share (``group_size > 1``), the model runs transformers' sdpa attention, and
-    ``cache`` (after the prompt pass) holds only plain full-attention layers: the layout this module replaces."""
-    return (group_size > 1 and getattr(model.config, "_attn_implementation", None) == "sdpa"
+MAX_KEYS_RATIO = 4
+"""Each packed query scores ``P + G * S`` keys where the repeated layout scores ``P + S``: beyond this ratio (long
+completions, large G, short prompts) the repeated layout is used. At the bench's shapes the ratio is 1.8."""
+
+
+def supported(model, cache, group_size: int, slots: int) -> bool:
+    """True when there is a prompt to share (``group_size > 1``) and sharing does not score many more keys than
+    repeating (:data:`MAX_KEYS_RATIO`), the model runs transformers' sdpa attention, and ``cache`` (after the prompt
+    pass) holds only plain full-attention layers: the layout this module replaces."""
+    prompt_len = cache.get_seq_length() if cache.layers else 0
+    return (group_size > 1 and prompt_len + group_size * slots <= MAX_KEYS_RATIO * (prompt_len + slots)
+            and getattr(model.config, "_attn_implementation", None) == "sdpa"
             and all(type(layer) is DynamicLayer and layer.is_initialized for layer in cache.layers))
 
 
