@@ -19,6 +19,8 @@ everywhere, gather.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -101,26 +103,24 @@ def _shared_prompt_hidden(model: nn.Module, prompt_ids: list[torch.Tensor], comp
     completion_ids = completion_ids.to(device)
     T = completion_ids.shape[1]
     positions = attn.sum(-1, keepdim=True).repeat_interleave(group_size, 0) + torch.arange(T, device=device)  # [B, T]
+    attention = contextlib.nullcontext()
     if supported(model, cache, group_size, T):  # each group's rows attend to one copy of its prompt
         mask = shared_prompt_mask(attn, group_size, heads_per_kv(model), T, 0, T)
-        with shared_prompt_attention(model):
-            completion_hidden = base(input_ids=completion_ids, attention_mask=mask, position_ids=positions,
-                                     use_cache=True, **{kw: shared_prompt_cache(cache, group_size, T)}
-                                     ).last_hidden_state  # [B, T, H]
-    else:
+        cache, attention = shared_prompt_cache(cache, group_size, T), shared_prompt_attention(model)
+    else:  # the cache repeated to the rows
         cache.batch_repeat_interleave(group_size)
-        attn = attn.repeat_interleave(group_size, 0)  # [B, P]
-        full_attn = torch.cat([attn, torch.ones_like(completion_ids)], dim=1)  # [B, P + T]
-        completion_hidden = base(input_ids=completion_ids, attention_mask=full_attn, position_ids=positions,
+        mask = torch.cat([attn.repeat_interleave(group_size, 0), torch.ones_like(completion_ids)], dim=1)  # [B, P+T]
+    with attention:
+        completion_hidden = base(input_ids=completion_ids, attention_mask=mask, position_ids=positions,
                                  use_cache=True, **{kw: cache}).last_hidden_state  # [B, T, H]
     first = prompt_hidden.repeat_interleave(group_size, 0).unsqueeze(1)  # [B, 1, H]
     return torch.cat([first, completion_hidden[:, :-1]], dim=1)
 
 
 LOGIT_CHUNK_ELEMENTS = 1 << 22
-"""Most logits (rows x T x V) that one log-softmax runs on: 16 MB in fp32. One ``[32, 32, 49152]`` block (200 MB)
-ran the element-wise ops 10-15x slower per element than 2-row slices on the 2-core CPU (out of cache, fresh pages),
-and its update phase went from 7.1 s to 5.3 s when sliced (experiments/runs/2026-11-28_bench_grpo_prealloc)."""
+"""Most logits (rows x T x V) that one log-softmax runs on: 16 MB in fp32. Over one ``[32, 32, 49152]`` block (200 MB,
+out of cache, fresh pages) a subtraction took 267 ms in a step's profile; 16 warm 2-row slices take 27 ms on the
+2-core CPU (experiments/runs/2026-11-28_bench_grpo_prealloc)."""
 
 
 def _head_logprobs(head: nn.Module, hidden: torch.Tensor, tokens: torch.Tensor, temperature: float,

@@ -8,6 +8,8 @@ for short completions.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -189,10 +191,10 @@ def _decode_chunk(
     # Prompt is encoded once per group; only now does the batch grow to n * G rows. Shared: each group's rows
     # attend to one copy of its prompt's keys; otherwise the cache is repeated to the rows.
     shared = supported(model, cache, group_size, max_new_tokens)
-    prompt_mask = attn
+    prompt_mask, attention = attn, contextlib.nullcontext  # called once per decoded token
     if shared:
         cache = shared_prompt_cache(cache, group_size, max_new_tokens)
-        per_kv = heads_per_kv(model)
+        per_kv, attention = heads_per_kv(model), functools.partial(shared_prompt_attention, model)
     else:
         cache.batch_repeat_interleave(group_size)
         reserve_decoding_room(cache, max_new_tokens)
@@ -218,12 +220,10 @@ def _decode_chunk(
         # Finished rows keep decoding their pad token (cheaper than re-shaping the cache); it is masked out.
         if shared:
             mask = shared_prompt_mask(prompt_mask, group_size, per_kv, max_new_tokens, step, 1)
-            with shared_prompt_attention(model):
-                out = model(input_ids=tokens_out[-1].unsqueeze(-1), attention_mask=mask,
-                            position_ids=next_pos + step, use_cache=True, **{kw: cache})
         else:
-            attn = torch.cat([attn, attn.new_ones(batch, 1)], dim=-1)
-            out = model(input_ids=tokens_out[-1].unsqueeze(-1), attention_mask=attn,
+            mask = attn = torch.cat([attn, attn.new_ones(batch, 1)], dim=-1)
+        with attention():
+            out = model(input_ids=tokens_out[-1].unsqueeze(-1), attention_mask=mask,
                         position_ids=next_pos + step, use_cache=True, **{kw: cache})
         logits = out.logits[:, -1]
     return _Chunk(torch.stack(tokens_out, 1), torch.stack(mask_out, 1), torch.stack(logp_out, 1), ~finished)
