@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from grpo.host import use_cores
+from grpo.host import keep_freed_memory, use_cores
 from grpo.provenance import provenance
 from grpo.trainer import GRPOTrainer, PhaseTimer
 from leser.config import load_config
@@ -206,6 +206,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench/bench_grpo.json")
     args = parser.parse_args()
     threads = use_cores()
+    keep_freed_memory()  # for both trainers: they share this process
 
     cfg = load_config(args.config, ["train.beta=0.04", "train.num_iterations=1", "train.max_completion_length=32",
                                     "train.num_prompts_per_step=4", "train.num_generations=8"])

@@ -16,7 +16,7 @@ import time
 
 from torch.profiler import ProfilerActivity, profile
 
-from grpo.host import use_cores
+from grpo.host import keep_freed_memory, use_cores
 from grpo.trainer import GRPOTrainer, PhaseTimer
 from leser.config import load_config
 from leser.runtime import build_reward, trainable_queries
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=18, help="operators listed per table")
     args = parser.parse_args()
     use_cores()
+    keep_freed_memory()
     cfg = load_config(args.config, BENCH_SETTINGS + [f'train.precision="{args.precision}"'])
     reward = build_reward(cfg)
     qids = trainable_queries(cfg, reward.dataset, "train")[: cfg.train.num_prompts_per_step * (args.steps + 1)]
