@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 TAGS = ("frac_reward_zero_std", "reward/total/mean", "reward/relevance/mean", "reward/coverage/mean",
         "reward/deep/mean", "reward/rules/mean", "rules/violation_rate", "train/kl", "time/step_s",
-        "time/tokens_per_s", "completions/mean_length")
+        "time/tokens_per_s", "time/prompts_per_hour", "completions/mean_length")
 
 
 def main() -> None:

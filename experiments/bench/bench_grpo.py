@@ -5,9 +5,14 @@ Both trainers get: the same policy (SmolLM2-135M-Instruct converted from the whe
 most ``max_completion_length`` tokens, the same reward (``reward.SearchReward`` wrapped as a TRL reward
 function), ``beta`` > 0, mu = 1, ``loss_type = "grpo"``, the same learning rate and temperature.
 
-Reports the median step time after ``--warmup`` steps for each, the ratio, our per-phase breakdown and
-completion tokens per second. Writes ``runs/bench/bench_grpo.json`` (``--out``); a result worth keeping goes into
-a run folder under ``experiments/runs/`` (see ``experiments/RESULTS.md``).
+``--heap-only-malloc`` has glibc serve every allocation from its heap and keep what is freed, for both trainers
+(they share this process): on a VM where a fresh page costs microseconds it shortens TRL's step far more than ours
+over a few steps, but over a long run the fragmented heap makes ``malloc`` itself slow
+(experiments/runs/2026-11-28_bench_grpo_malloc), so no trainer here uses it by default.
+
+Reports the median step time after ``--warmup`` steps for each, the ratio, our per-phase breakdown and completion
+tokens per second. Writes ``runs/bench/bench_grpo.json`` (``--out``); a result
+worth keeping goes into a run folder under ``experiments/runs/`` (see ``experiments/RESULTS.md``).
 
     python experiments/bench/bench_grpo.py [--steps 3] [--warmup 1] [--scaling]
 
@@ -34,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from grpo.host import keep_freed_memory, use_cores
+from grpo.host import heap_only_malloc, use_cores
 from grpo.provenance import provenance
 from grpo.trainer import GRPOTrainer, PhaseTimer
 from leser.config import load_config
@@ -194,6 +199,8 @@ def main() -> None:
     parser.add_argument("--config", default="experiments/configs/cpu.toml")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--heap-only-malloc", action="store_true",
+                        help="glibc serves every allocation from its heap and keeps freed memory (both trainers)")
     parser.add_argument("--scaling", nargs="*", metavar="G,K",
                         help=f"add scaling rows (default {' '.join(SCALING_ROWS)})")
     parser.add_argument("--skip-main", action="store_true", help="only the scaling rows")
@@ -206,7 +213,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench/bench_grpo.json")
     args = parser.parse_args()
     threads = use_cores()
-    keep_freed_memory()  # for both trainers: they share this process
+    kept = args.heap_only_malloc and heap_only_malloc()  # for both trainers: they share this process
 
     cfg = load_config(args.config, ["train.beta=0.04", "train.num_iterations=1", "train.max_completion_length=32",
                                     "train.num_prompts_per_step=4", "train.num_generations=8"])
@@ -214,7 +221,7 @@ def main() -> None:
     pool = trainable_queries(cfg, reward.dataset, "train")
     results = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
                            "cpus": os.cpu_count(), "threads": threads, "torch": torch.__version__,
-                           "cpu_flags": cpu_flags()},
+                           "heap_only_malloc": bool(kept), "cpu_flags": cpu_flags()},
                "settings": {"prompts_per_step": 4, "max_completion_length": 32, "beta": 0.04,
                             "temperature": cfg.train.temperature, "loss_type": cfg.train.loss_type,
                             "precisions": args.precisions, "weights_dtype": "float32", "steps": args.steps,

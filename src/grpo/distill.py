@@ -32,7 +32,7 @@ from policy import PromptConfig, completion_logprobs, parse_completion, sample_g
 from policy.precision import autocast
 from retrieval import CatalogVocabulary, term_expansions, title_expansions
 from grpo.batch import make_prompts
-from grpo.host import keep_freed_memory, use_cores
+from grpo.host import use_cores
 from grpo.model_card import write_settings
 from grpo.provenance import provenance
 from grpo.schedule import OPTIMIZERS, adamw
@@ -282,7 +282,6 @@ def distill(model, tokenizer, reward: SearchReward, prompt_cfg: PromptConfig, tr
     settings too, not only on ``[distill]``.
     """
     use_cores()
-    keep_freed_memory()
     out = Path(cfg.output_dir)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose another distill.output_dir")

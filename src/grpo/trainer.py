@@ -30,7 +30,7 @@ from grpo.checkpoint import (
 )
 from grpo.config import GRPOConfig
 from grpo.distributed import Distributed
-from grpo.host import keep_freed_memory, use_cores
+from grpo.host import use_cores
 from grpo.guards import GracefulStop, check_skipped_step
 from grpo.logs import NullWriter, PhaseTimer, completions_markdown, flat_hparams, log_scalars, step_metrics
 from grpo.model_card import write_model_card, write_settings
@@ -213,7 +213,6 @@ class GRPOTrainer(PolicyUpdate):
         config; return the TensorBoard writer, which drops events logged after the checkpoint resumed from.
         Rank 0 does the writing; every process resumes from the same checkpoint."""
         use_cores(self.dist.local_world_size)
-        keep_freed_memory()
         check_output_dir(self.output_dir, resume, overwrite)
         with self.dist.main_first():
             if self.dist.is_main and overwrite and not resume:
