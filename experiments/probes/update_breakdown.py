@@ -24,8 +24,7 @@ from leser.runtime import build_reward, trainable_queries
 from policy import load_policy
 from policy.precision import autocast
 
-BENCH_SETTINGS = ["train.beta=0.04", "train.num_iterations=1", "train.max_completion_length=32",
-                  "train.num_prompts_per_step=4", "train.num_generations=8"]
+from phase_profile import BENCH_SETTINGS  # this folder: the bench's step settings
 
 
 def main() -> None:
