@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The hybrid plan's expansion weight (0.25 / 0.5 / 1; original weight 1, RRF k 60) for the reference policy of
-# 2026-11-28_labels_repro (step 200) and pseudo-relevance, 300 VALID queries. From the repository root, at 6f4fb22's
-# code (committed in the same commit as this folder); 5 min on 2 idle cores.
+# 2026-11-28_labels_repro (step 200) and pseudo-relevance, 300 VALID queries. From the repository root; ran at d515ccd
+# (fusion_sweep.json records it); 5 min on 2 idle cores.
 set -euo pipefail
 export LESER_DATA=${LESER_DATA:-../shared/data/home_depot}
 python experiments/fusion_sweep.py --config experiments/configs/labels.toml --plan hybrid \
