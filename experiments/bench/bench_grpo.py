@@ -11,8 +11,8 @@ over a few steps, but over a long run the fragmented heap makes ``malloc`` itsel
 (experiments/runs/2026-11-28_bench_grpo_malloc), so no trainer here uses it by default.
 
 Reports the median step time after ``--warmup`` steps for each, the ratio, our per-phase breakdown and completion
-tokens per second. Writes ``runs/bench/bench_grpo.json`` (``--out``); a result
-worth keeping goes into a run folder under ``experiments/runs/`` (see ``experiments/RESULTS.md``).
+tokens per second. Writes ``runs/bench/bench_grpo.json`` (``--out``); a result worth keeping goes into a run folder
+under ``experiments/runs/`` (see ``experiments/RESULTS.md``).
 
     python experiments/bench/bench_grpo.py [--steps 3] [--warmup 1] [--scaling]
 

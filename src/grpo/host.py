@@ -22,7 +22,7 @@ def heap_only_malloc() -> bool:
     For measurements only; no trainer calls it. glibc maps each large tensor fresh and unmaps it on free, and on
     this project's 2-core VM a fresh page costs microseconds: an update took up to 1.1 M page faults, ~1,500 with
     this setting. It shortened TRL's step far more than ours over a few steps, but in a training run the fragmented
-    heap made ``malloc`` itself slow (21% of CPU time by step 85, steps 12 s -> 21 s;
+    heap made ``malloc`` itself slow (21% of perf samples by step 85, steps 12 s -> 21 s;
     experiments/runs/2026-11-28_bench_grpo_malloc). Process-wide; does nothing off glibc.
     """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
