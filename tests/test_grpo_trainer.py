@@ -271,3 +271,32 @@ def test_multiple_iterations_use_the_sampling_policy_as_old(tmp_path, tiny_token
     for i, old in enumerate(seen):
         rows = slice(0, 4) if i % 2 == 0 else slice(4, 8)
         torch.testing.assert_close(old, expected_old[rows], atol=1e-5, rtol=0)
+
+
+def test_a_compiled_run_resumes_exactly(tmp_path, tiny_tokenizer):
+    """train.torch_compile: the compiled scoring passes are deterministic, so kill + resume is still exact."""
+    import shutil
+
+    from conftest import build_tiny_llama
+
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        pytest.skip("torch.compile on CPU needs a C++ compiler")
+    full = make_trainer(small_config(tmp_path / "a", max_steps=3, save_steps=2, torch_compile=True), tiny_tokenizer,
+                        build_tiny_llama(tiny_tokenizer))
+    full.train()
+    cfg = small_config(tmp_path / "b", max_steps=3, save_steps=2, torch_compile=True)
+    crashing = make_trainer(cfg, tiny_tokenizer, build_tiny_llama(tiny_tokenizer))
+    real_update = crashing.update
+
+    def update_then_crash(batch, timer):
+        if crashing.state.step == 2:
+            raise KeyboardInterrupt
+        return real_update(batch, timer)
+
+    crashing.update = update_then_crash
+    with pytest.raises(KeyboardInterrupt):
+        crashing.train()
+    resumed = make_trainer(cfg, tiny_tokenizer, build_tiny_llama(tiny_tokenizer))
+    resumed.train(resume=True)
+    for (n, p), (_, q) in zip(full.model.named_parameters(), resumed.model.named_parameters()):
+        assert torch.equal(p, q), n

@@ -92,16 +92,16 @@ def enable_checkpointing(model) -> None:
     enable()
 
 
-def test_gradient_checkpointing_path(tiny_llama, rollout, monkeypatch):
-    """Checkpointed layers drop the KV cache, so the concatenated path must be taken (and be exact)."""
+def test_gradient_checkpointing_keeps_the_shared_prompt(tiny_llama, rollout, monkeypatch):
+    """Group sequences need no KV cache, so checkpointed layers still run each prompt once (and exactly)."""
     tiny_llama.train()
     _, g_naive = grads_of(tiny_llama, naive_completion_logprobs, rollout)
     enable_checkpointing(tiny_llama)
 
-    def shared_path_forbidden(*_args, **_kwargs):
-        raise AssertionError("shared-prompt path used under gradient checkpointing")
+    def concatenated_path_forbidden(*_args, **_kwargs):
+        raise AssertionError("the concatenated path was used under gradient checkpointing")
 
-    monkeypatch.setattr(logprobs_module, "_shared_prompt_hidden", shared_path_forbidden)
+    monkeypatch.setattr(logprobs_module, "_concat_hidden", concatenated_path_forbidden)
     out, g_ckpt = grads_of(tiny_llama, completion_logprobs, rollout)
     with torch.no_grad():
         torch.testing.assert_close(out, call(naive_completion_logprobs, tiny_llama, rollout), atol=1e-5, rtol=0)

@@ -1,13 +1,17 @@
-"""Shared-prompt attention: the mask's meaning, that sampling and scoring take it, and the fallback."""
+"""Shared-prompt attention and group sequences: the masks' meaning, that sampling and scoring take them, and the
+fallbacks."""
 from __future__ import annotations
 
 import pytest
 import torch
 from transformers import AttentionInterface
 
+import policy.logprobs as logprobs_module
 import policy.shared_prompt as shared
 from policy import completion_logprobs, naive_completion_logprobs, sample_groups
-from policy.shared_prompt import NAME, shared_prompt_attention, shared_prompt_mask
+from policy.shared_prompt import (
+    NAME, group_sequences, group_sequences_supported, shared_prompt_attention, shared_prompt_mask,
+)
 
 QUERIES = ["small couch", "cordless drill with battery and charger for the garage", "led"]
 
@@ -48,24 +52,62 @@ def test_mask_lets_a_row_see_its_prompt_and_its_own_past_only():
                     assert row.tolist() == expected
 
 
+def test_group_sequence_mask_lets_a_completion_see_its_prompt_and_its_own_past_only():
+    prompts = [torch.tensor([5, 6]), torch.tensor([7, 8, 9])]  # the first is left-padded by one
+    G, T = 2, 3
+    completions = torch.arange(100, 100 + 2 * G * T).reshape(2 * G, T)
+    ids, positions, mask = group_sequences(prompts, completions, G, pad_id=0)
+    P, L = 3, 3 + G * T
+    assert ids.shape == positions.shape == (2, L) and mask.shape == (2, 1, L, L)
+    assert ids[0].tolist() == [0, 5, 6] + completions[:G].flatten().tolist()
+    assert positions[0].tolist() == [0, 0, 1] + [2, 3, 4] * G  # each completion continues its prompt
+    assert positions[1].tolist() == [0, 1, 2] + [3, 4, 5] * G
+    real = [[False, True, True], [True, True, True]]
+    for g in range(2):
+        for i in range(L):
+            for j in range(L):
+                if i < P:  # a prompt token: the real prompt up to itself (a pad: itself only)
+                    expected = (real[g][j] and j <= i) if j < P and real[g][i] else i == j
+                else:
+                    row, t = divmod(i - P, T)
+                    expected = real[g][j] if j < P else (j - P) // T == row and (j - P) % T <= t
+                assert bool(mask[g, 0, i, j]) == expected, (g, i, j)
+
+
+def test_group_sequences_need_sdpa_full_attention_and_a_modest_key_ratio(tiny_llama):
+    assert group_sequences_supported(tiny_llama, 8, 200, 32)
+    assert not group_sequences_supported(tiny_llama, 1, 200, 32)  # no prompt to share
+    assert not group_sequences_supported(tiny_llama, 16, 10, 64)  # 16 x 64 keys per query against 74
+    tiny_llama.config.sliding_window = 16
+    assert not group_sequences_supported(tiny_llama, 8, 200, 32)
+    tiny_llama.config.sliding_window = None
+    tiny_llama.set_attn_implementation("eager")
+    assert not group_sequences_supported(tiny_llama, 8, 200, 32)
+
+
 def test_sampling_and_scoring_take_the_shared_path_and_match_the_references(
-        tiny_llama, tiny_tokenizer, prompts, packed_calls):
+        tiny_llama, tiny_tokenizer, prompts, packed_calls, monkeypatch):
     assert tiny_llama.config.num_attention_heads > tiny_llama.config.num_key_value_heads  # grouped-query heads
     r = sample_groups(tiny_llama, tiny_tokenizer, prompts, 3, max_new_tokens=8, temperature=1.0,
                       generator=torch.Generator().manual_seed(0))
     assert packed_calls, "sampling did not use the shared-prompt attention"
-    packed_calls.clear()
+    scored = []
+    group_sequence_hidden = logprobs_module._group_sequence_hidden
+    monkeypatch.setattr(logprobs_module, "_group_sequence_hidden",
+                        lambda *args: scored.append(1) or group_sequence_hidden(*args))
     with torch.no_grad():
         fast = completion_logprobs(tiny_llama, r.prompt_ids, r.completion_ids, r.completion_mask, 3)
         naive = naive_completion_logprobs(tiny_llama, r.prompt_ids, r.completion_ids, r.completion_mask, 3)
-    assert packed_calls, "scoring did not use the shared-prompt attention"
+    assert scored, "scoring did not run each group as one sequence"
     torch.testing.assert_close(fast, naive, atol=1e-5, rtol=0)
     torch.testing.assert_close(r.sample_logprobs, naive, atol=1e-5, rtol=0)
     assert tiny_llama.config._attn_implementation == "sdpa"  # switched back after each pass
 
 
-def test_other_attention_implementations_keep_the_repeated_layout(tiny_llama, tiny_tokenizer, prompts, packed_calls):
+def test_other_attention_implementations_keep_the_repeated_layout(tiny_llama, tiny_tokenizer, prompts, packed_calls,
+                                                                  monkeypatch):
     tiny_llama.set_attn_implementation("eager")
+    monkeypatch.setattr(logprobs_module, "_group_sequence_hidden", None)  # scoring falls back to concatenation
     r = sample_groups(tiny_llama, tiny_tokenizer, prompts, 2, max_new_tokens=5, temperature=1.0,
                       generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

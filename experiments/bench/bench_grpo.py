@@ -210,13 +210,16 @@ def main() -> None:
                         help="most completions per TRL forward/backward (gradient accumulation above)")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"],
                         help="train.precision for ours, bf16 = True/False for TRL; the scaling rows use the last")
+    parser.add_argument("--torch-compile", action="store_true",
+                        help="ours with train.torch_compile (compiled decoder layers for scoring; warm-up compiles)")
     parser.add_argument("--out", default="runs/bench/bench_grpo.json")
     args = parser.parse_args()
     threads = use_cores()
     kept = args.heap_only_malloc and heap_only_malloc()  # for both trainers: they share this process
 
+    compiled = [f"train.torch_compile={str(args.torch_compile).lower()}"]
     cfg = load_config(args.config, ["train.beta=0.04", "train.num_iterations=1", "train.max_completion_length=32",
-                                    "train.num_prompts_per_step=4", "train.num_generations=8"])
+                                    "train.num_prompts_per_step=4", "train.num_generations=8", *compiled])
     reward = build_reward(cfg)
     pool = trainable_queries(cfg, reward.dataset, "train")
     results = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
@@ -225,7 +228,7 @@ def main() -> None:
                "settings": {"prompts_per_step": 4, "max_completion_length": 32, "beta": 0.04,
                             "temperature": cfg.train.temperature, "loss_type": cfg.train.loss_type,
                             "precisions": args.precisions, "weights_dtype": "float32", "steps": args.steps,
-                            "warmup": args.warmup},
+                            "warmup": args.warmup, "torch_compile": cfg.train.torch_compile},
                **provenance()}
     if not args.skip_main:
         results["main"] = compare(cfg, reward, pool, args.steps, args.warmup, "main", args.profile, args.ours_only,
@@ -234,7 +237,7 @@ def main() -> None:
         rows = []
         for g, k in (map(int, row.split(",")) for row in (args.scaling or SCALING_ROWS)):
             c = load_config(args.config, [f"train.num_generations={g}", f"prompt.context_k={k}",
-                                          "train.beta=0.04", "train.max_completion_length=32"])
+                                          "train.beta=0.04", "train.max_completion_length=32", *compiled])
             rows.append(compare(c, reward, pool, args.steps, args.warmup, f"G={g} k={k}", ours_only=args.ours_only,
                                 trl_micro_batch=args.trl_micro_batch, precisions=(args.precisions[-1],)))
             results["scaling"] = rows

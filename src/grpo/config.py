@@ -91,6 +91,11 @@ class GRPOConfig:
     matrix products in bf16 under autocast (TRL's ``bf16 = true``); weights, optimiser state, log-softmax and
     the loss stay fp32. 0.58x the fp32 step on the project's 2-core ``amx_bf16`` CPU
     (experiments/runs/2026-11-28_bench_grpo_prealloc)."""
+    torch_compile: bool = False
+    """Compile each decoder layer of the policy and the reference (regional ``torch.compile``, dynamic shapes) for
+    the scoring passes: the update's forward and backward and the reference pass; generation stays eager
+    (:mod:`policy.compiled`). Costs ~20 s of compiling at the first step, and needs a C++ compiler on CPU. TRL's
+    name; here it compiles the layers, not the whole model."""
     gradient_checkpointing: bool = False
     """Recompute activations in backward: less memory, ~30% more compute."""
     use_lora: bool = False

@@ -48,6 +48,7 @@ from policy import (
     sample_groups,
     save_adapter,
 )
+from policy.compiled import compile_decoder_layers
 from policy.precision import SamplingCopy, autocast, frozen_copy
 from reward import SearchReward
 
@@ -91,6 +92,10 @@ class GRPOTrainer(PolicyUpdate):
             self.scorer = DistributedDataParallel(self.scorer, device_ids=[self.device] if self.device.type == "cuda"
                                                   else None)
         self.rollout_policy = SamplingCopy(model, cfg.precision)
+        if cfg.torch_compile:  # after the copies: each compiles its own layers
+            for scored in (model, self.ref_model):
+                if scored is not None:
+                    compile_decoder_layers(scored)
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = adamw(params, cfg.optim, cfg.learning_rate, (cfg.adam_beta1, cfg.adam_beta2),
                                cfg.weight_decay)

@@ -5,35 +5,22 @@
 1. Logits are computed only at the T positions that predict completion tokens (the last prompt
    position and the completion positions except the last), instead of at all ``P + T`` positions;
    with a ~49k vocabulary the LM head and log-softmax dominate memory otherwise.
-2. Each group's prompt runs through the transformer once, and the completions attend to its KV cache: with
-   sdpa attention, to one copy per group (:mod:`policy.shared_prompt`), otherwise to a copy repeated to the G
-   rows. Gradients flow back into the shared prompt activations either way.
-
-Under gradient checkpointing (``model.gradient_checkpointing_enable()`` + train mode + grad), the
-decoder layers drop the KV cache (a replayed layer would append to it twice), so the function falls
-back to one concatenated ``prompt + completion`` sequence per row — still with logits only at the
-completion positions. Results are identical; only the prompt sharing is lost.
+2. Each group's prompt runs through the transformer once: the group is one sequence, its prompt and then its G
+   completions, each completion seeing the prompt and its own past (:func:`policy.shared_prompt.group_sequences`).
+   Gradients flow back into the shared prompt activations. It needs transformers' sdpa attention and full
+   attention in every layer; otherwise each row runs as one concatenated ``prompt + completion`` sequence, still
+   with logits only at the completion positions. Results are identical; only the prompt sharing is lost.
 
 :func:`naive_completion_logprobs` is the plain reference: full forward, full logits, log-softmax
 everywhere, gather.
 """
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from torch import nn
 
-from .shared_prompt import heads_per_kv, shared_prompt_attention, shared_prompt_cache, shared_prompt_mask, supported
-from ._batching import (
-    cache_kwarg,
-    effective_temperature,
-    left_pad,
-    model_device,
-    new_cache,
-    positions_from_mask,
-    token_logprobs,
-)
+from ._batching import effective_temperature, left_pad, model_device, positions_from_mask, token_logprobs
+from .shared_prompt import group_sequences, group_sequences_supported
 
 
 def _check_inputs(prompt_ids: list[torch.Tensor], completion_ids: torch.Tensor, completion_mask: torch.Tensor,
@@ -69,15 +56,6 @@ def _concat_inputs(model: nn.Module, prompt_ids: list[torch.Tensor], completion_
     return full_ids, full_attn, positions_from_mask(full_attn), ids.shape[1]
 
 
-def _checkpointing_active(model: nn.Module) -> bool:
-    """True when HF gradient checkpointing would strip the KV cache from the decoder layers."""
-    # transformers 5.x renamed the flag (the old name still works but warns).
-    name = "is_activation_checkpointing"
-    if not hasattr(type(model), name):
-        name = "is_gradient_checkpointing"
-    return bool(getattr(model, name, False)) and model.training and torch.is_grad_enabled()
-
-
 def _concat_hidden(model: nn.Module, prompt_ids: list[torch.Tensor], completion_ids: torch.Tensor,
                    group_size: int) -> torch.Tensor:
     """Hidden states ``[B, T, H]`` at the positions predicting completion tokens (no prompt sharing)."""
@@ -87,34 +65,22 @@ def _concat_hidden(model: nn.Module, prompt_ids: list[torch.Tensor], completion_
     return hidden[:, prompt_len - 1: prompt_len - 1 + completion_ids.shape[1]]
 
 
-def _shared_prompt_hidden(model: nn.Module, prompt_ids: list[torch.Tensor], completion_ids: torch.Tensor,
-                          group_size: int) -> torch.Tensor:
-    """Hidden states ``[B, T, H]`` predicting completion tokens, running each prompt once.
+def _group_sequence_hidden(model: nn.Module, prompt_ids: list[torch.Tensor], completion_ids: torch.Tensor,
+                           group_size: int) -> torch.Tensor:
+    """Hidden states ``[B, T, H]`` predicting completion tokens, each group run as one sequence ``[P + G * T]``.
 
-    Prompt pass: ``[n, P]`` -> last hidden state ``[n, H]`` and a KV cache ``[n, heads, P, d]`` per layer. The
-    completion pass ``[B = n * G, T]`` attends to the cache: one copy per group under sdpa (shared-prompt
-    attention), else the cache repeated to the B rows.
-    """
+    A completion's first token is predicted at its prompt's last position, the others at its own previous
+    token. No KV cache: the same pass runs with grad, under gradient checkpointing and compiled."""
     device = model_device(model)
-    base, cache, kw = model.base_model, new_cache(model), cache_kwarg(model.base_model)
-    ids, attn = left_pad(prompt_ids, _pad_id(model), device)  # [n, P]
-    prompt_hidden = base(input_ids=ids, attention_mask=attn, position_ids=positions_from_mask(attn),
-                         use_cache=True, **{kw: cache}).last_hidden_state[:, -1]  # [n, H]
     completion_ids = completion_ids.to(device)
-    T = completion_ids.shape[1]
-    positions = attn.sum(-1, keepdim=True).repeat_interleave(group_size, 0) + torch.arange(T, device=device)  # [B, T]
-    attention = contextlib.nullcontext()
-    if supported(model, cache, group_size, T):  # each group's rows attend to one copy of its prompt
-        mask = shared_prompt_mask(attn, group_size, heads_per_kv(model), T, 0, T)
-        cache, attention = shared_prompt_cache(cache, group_size, T), shared_prompt_attention(model)
-    else:  # the cache repeated to the rows
-        cache.batch_repeat_interleave(group_size)
-        mask = torch.cat([attn.repeat_interleave(group_size, 0), torch.ones_like(completion_ids)], dim=1)  # [B, P+T]
-    with attention:
-        completion_hidden = base(input_ids=completion_ids, attention_mask=mask, position_ids=positions,
-                                 use_cache=True, **{kw: cache}).last_hidden_state  # [B, T, H]
-    first = prompt_hidden.repeat_interleave(group_size, 0).unsqueeze(1)  # [B, 1, H]
-    return torch.cat([first, completion_hidden[:, :-1]], dim=1)
+    ids, positions, mask = group_sequences(prompt_ids, completion_ids, group_size, _pad_id(model))
+    hidden = model.base_model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                              use_cache=False).last_hidden_state  # [n, P + G * T, H]
+    n, T, H = len(prompt_ids), completion_ids.shape[1], hidden.shape[-1]
+    prompt_len = ids.shape[1] - group_size * T
+    completions = hidden[:, prompt_len:].reshape(n, group_size, T, H)
+    first = hidden[:, prompt_len - 1].reshape(n, 1, 1, H).expand(n, group_size, 1, H)
+    return torch.cat([first, completions[:, :, :-1]], dim=2).reshape(n * group_size, T, H)
 
 
 LOGIT_CHUNK_ELEMENTS = 1 << 22
@@ -159,14 +125,14 @@ def completion_logprobs(
     distribution, 0 where masked: a statistic, computed from logits that exist anyway.
     """
     _check_inputs(prompt_ids, completion_ids, completion_mask, group_size)
-    hidden_fn = _concat_hidden if _checkpointing_active(model) else _shared_prompt_hidden
     head = model.get_output_embeddings()
     step = micro_batch_groups or len(prompt_ids)
     parts, entropies = [], []
     for start in range(0, len(prompt_ids), step):
         groups = prompt_ids[start:start + step]
         rows = completion_ids[start * group_size:(start + len(groups)) * group_size]
-        hidden = hidden_fn(model, groups, rows, group_size)  # [b, T, H]
+        shared = group_sequences_supported(model, group_size, max(len(p) for p in groups), rows.shape[1])
+        hidden = (_group_sequence_hidden if shared else _concat_hidden)(model, groups, rows, group_size)  # [b, T, H]
         picked = _head_logprobs(head, hidden, rows.to(hidden.device), temperature, return_entropy)
         if return_entropy:
             picked, entropy = picked

@@ -18,6 +18,7 @@ from torch import nn
 from ._batching import (
     cache_kwarg, left_pad, model_device, new_cache, positions_from_mask, scaled_logits, token_logprobs,
 )
+from .compiled import eager
 from .kv_cache import reserve_decoding_room
 from .lines import DistinctLines
 from .shared_prompt import (
@@ -286,7 +287,7 @@ def sample_groups(
     eos_ids = torch.tensor(eos, dtype=torch.long, device=model_device(model))
     prompt_ids = _encode_prompts(tokenizer, prompts)
     step = groups_per_batch or len(prompt_ids)
-    with torch.inference_mode():
+    with torch.inference_mode(), eager():  # compiled layers are for scoring (policy.compiled)
         chunks = [
             _decode_chunk(model, prompt_ids[i:i + step], group_size, max_new_tokens, temperature, top_p,
                           generator[i:i + step] if isinstance(generator, list) else generator, eos_ids, pad_id,

@@ -10,7 +10,12 @@ backward G copies to sum. Here a group is one attention batch entry:
 
 Masked keys get exactly zero weight, so this is the same attention as the repeated layout (equal to rounding).
 :func:`shared_prompt_attention` switches a model to it for one forward pass; it needs transformers' ``sdpa``
-attention and plain (full-attention) cache layers, and :func:`supported` says when that holds.
+attention and plain (full-attention) cache layers, and :func:`supported` says when that holds. Decoding uses it.
+
+Scoring needs no cache: :func:`group_sequences` lays each group out as one sequence, its prompt once and then
+its G completions, with a mask that lets a completion token see its prompt and its own past. One plain forward
+pass then scores the whole group, the same attention again, and with no cache object in the way the decoder
+layers can be compiled (:mod:`policy.compiled`).
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ from transformers import AttentionInterface
 from transformers.cache_utils import Cache, DynamicLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+from ._batching import left_pad, positions_from_mask
 
 NAME = "sdpa_shared_prompt"
 
@@ -64,7 +71,7 @@ class SharedPromptLayer(DynamicLayer):
         n, kv, prompt_len, d = prompt.shape
         q = new.shape[-2]
         rows = new.reshape(n, self.group_size, kv, q, d).transpose(1, 2)  # [n, kv, G, q, d]
-        if self.start == 0 and q == self.slots:  # the scorer: every slot at once, differentiable
+        if self.start == 0 and q == self.slots:  # every slot at once: differentiable
             return torch.cat([prompt, rows.reshape(n, kv, self.group_size * q, d)], dim=2)
         if buffer is None:
             # Zeros, not empty: a masked key has zero weight, but zero times a NaN left in memory is NaN.
@@ -102,6 +109,47 @@ def supported(model, cache, group_size: int, slots: int) -> bool:
     return (group_size > 1 and prompt_len + group_size * slots <= MAX_KEYS_RATIO * (prompt_len + slots)
             and getattr(model.config, "_attn_implementation", None) == "sdpa"
             and all(type(layer) is DynamicLayer and layer.is_initialized for layer in cache.layers))
+
+
+def group_sequences_supported(model, group_size: int, prompt_len: int, slots: int) -> bool:
+    """True when :func:`group_sequences` can score ``group_size`` completions of ``slots`` tokens after a
+    ``prompt_len``-token prompt: a prompt to share, the key ratio of :func:`supported`, transformers' sdpa attention
+    (which takes the boolean 4-D mask as it is) and full attention in every layer (a sliding window would need
+    its own mask)."""
+    config = model.config.get_text_config(decoder=True)
+    full_attention = (all(t == "full_attention" for t in getattr(config, "layer_types", None) or ["full_attention"])
+                      and getattr(config, "sliding_window", None) is None)
+    return (group_size > 1 and prompt_len + group_size * slots <= MAX_KEYS_RATIO * (prompt_len + slots)
+            and getattr(model.config, "_attn_implementation", None) == "sdpa" and full_attention)
+
+
+def group_sequences(prompt_ids: list[torch.Tensor], completion_ids: torch.Tensor, group_size: int,
+                    pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each group as one sequence of ``L = P + G * T`` tokens: its left-padded prompt, then its G completions.
+
+    ``prompt_ids``: ``n`` prompts ``[P_g]``; ``completion_ids`` ``[n * G, T]`` (row ``g * G + r``). Returns
+    ``ids [n, L]``, ``positions [n, L]`` (a completion's tokens continue its prompt's positions, each from
+    ``P_g``) and ``mask [n, 1, L, L]`` bool: a prompt token sees the real prompt tokens up to itself, a completion
+    token sees the real prompt tokens and its own completion up to itself. A pad sees only itself, so no row
+    of the mask is empty (an empty row is NaN in SDPA); nothing real sees a pad.
+    """
+    n, T = len(prompt_ids), completion_ids.shape[1]
+    device = completion_ids.device
+    prompt, prompt_mask = left_pad(prompt_ids, pad_id, device)  # [n, P]
+    P = prompt.shape[1]
+    ids = torch.cat([prompt, completion_ids.reshape(n, group_size * T)], dim=1)  # [n, L]
+    time = torch.arange(T, device=device).repeat(group_size)  # [G * T]
+    prompt_len = prompt_mask.sum(-1, keepdim=True)
+    positions = torch.cat([positions_from_mask(prompt_mask), prompt_len + time], dim=1)  # [n, L]
+    index = torch.arange(P + group_size * T, device=device)
+    in_prompt = index < P
+    row = torch.where(in_prompt, -1, (index - P).div(T, rounding_mode="floor"))  # completion row, -1 in the prompt
+    order = torch.where(in_prompt, index, torch.cat([index[:P], time]))  # time within the prompt or the completion
+    same_row = (row[:, None] == row[None, :]) & (order[None, :] <= order[:, None])  # causal within prompt / row
+    sees = (same_row | (~in_prompt[:, None] & in_prompt[None, :]))[None]  # [1, L, L]
+    real = torch.cat([prompt_mask.bool(), prompt_mask.new_ones(n, group_size * T, dtype=torch.bool)], dim=1)
+    mask = (sees & real[:, None, :]) | torch.eye(index.numel(), dtype=torch.bool, device=device)
+    return ids, positions, mask[:, None]
 
 
 def shared_prompt_cache(cache, group_size: int, slots: int) -> Cache:
