@@ -10,10 +10,10 @@ from torch._dynamo.utils import counters
 
 from conftest import build_tiny_llama
 from policy import completion_logprobs, sample_groups
-from policy.compiled import compile_decoder_layers, decoder_layers
+from policy.compiled import CXX, compile_decoder_layers, decoder_layers
 
-pytestmark = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
-                                reason="torch.compile on CPU needs a C++ compiler")
+needs_compiler = pytest.mark.skipif(not any(shutil.which(c) for c in CXX),
+                                    reason="torch.compile on CPU needs a C++ compiler")
 G = 3
 
 
@@ -29,6 +29,7 @@ def scored(model, rollout):
     return out.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
+@needs_compiler
 def test_compiled_layers_score_like_eager_with_one_graph_and_decode_eagerly(tiny_tokenizer):
     eager_model, compiled_model = build_tiny_llama(tiny_tokenizer), build_tiny_llama(tiny_tokenizer)
     assert compile_decoder_layers(compiled_model) == len(decoder_layers(eager_model)) == 2
@@ -53,3 +54,9 @@ def test_compiled_layers_score_like_eager_with_one_graph_and_decode_eagerly(tiny
 def test_a_model_without_declared_layers_is_refused():
     with pytest.raises(ValueError, match="no decoder layers"):
         compile_decoder_layers(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+def test_no_cpu_compiler_is_a_clear_error(tiny_tokenizer, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    with pytest.raises(RuntimeError, match="needs a C\\+\\+ compiler"):
+        compile_decoder_layers(build_tiny_llama(tiny_tokenizer))

@@ -89,13 +89,14 @@ class GRPOConfig:
     precision: str = "fp32"
     """``fp32``, or ``bf16``: the policy's forward and backward, the reference pass and generation run their
     matrix products in bf16 under autocast (TRL's ``bf16 = true``); weights, optimiser state, log-softmax and
-    the loss stay fp32. 0.58x the fp32 step on the project's 2-core ``amx_bf16`` CPU
-    (experiments/runs/2026-11-28_bench_grpo_prealloc)."""
+    the loss stay fp32. 0.54x the fp32 step on the project's 2-core ``amx_bf16`` CPU
+    (experiments/runs/2026-11-28_bench_grpo_compile)."""
     torch_compile: bool = False
     """Compile each decoder layer of the policy and the reference (regional ``torch.compile``, dynamic shapes) for
     the scoring passes: the update's forward and backward and the reference pass; generation stays eager
-    (:mod:`policy.compiled`). Costs ~20 s of compiling at the first step, and needs a C++ compiler on CPU. TRL's
-    name; here it compiles the layers, not the whole model."""
+    (:mod:`policy.compiled`). Takes ~20% off a bf16 update and ~25% off the reference pass on 2 CPU cores
+    (experiments/runs/2026-11-28_bench_grpo_compile); costs ~20 s of compiling at the first step and needs a C++
+    compiler on CPU. TRL's name; here it compiles the layers, not the whole model."""
     gradient_checkpointing: bool = False
     """Recompute activations in backward: less memory, ~30% more compute."""
     use_lora: bool = False

@@ -12,8 +12,13 @@ a compiled layer would recompile once per layer and per cache state (minutes, th
 """
 from __future__ import annotations
 
+import shutil
+
 import torch
 from torch import nn
+
+CXX = ("g++", "c++", "clang++")
+"""Compilers inductor can build CPU kernels with (any one on PATH)."""
 
 
 def decoder_layers(model: nn.Module) -> list[nn.Module]:
@@ -25,12 +30,17 @@ def decoder_layers(model: nn.Module) -> list[nn.Module]:
 def compile_decoder_layers(model: nn.Module) -> int:
     """Compile each decoder layer of ``model`` in place (``nn.Module.compile``, dynamic shapes); returns how many.
 
-    Weights, names and checkpoints are unchanged. Raises ``ValueError`` for a model whose layers cannot be found.
+    Weights, names and checkpoints are unchanged. Raises ``ValueError`` for a model whose layers cannot be found,
+    and ``RuntimeError`` on CPU without a C++ compiler (checked here, not at the first step's forward).
     """
     layers = decoder_layers(model)
     if not layers:
         raise ValueError(f"torch_compile: found no decoder layers in {type(model).__name__} "
                          "(it declares no _no_split_modules)")
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    if on_cpu and not any(shutil.which(c) for c in CXX):
+        raise RuntimeError(f"torch_compile needs a C++ compiler on CPU ({', '.join(CXX)}); install one "
+                           "or set train.torch_compile = false")
     for layer in layers:
         layer.compile(dynamic=True)
     return len(layers)
