@@ -117,6 +117,20 @@ def test_max_time_stops_and_saves(tmp_path, tiny_tokenizer, tiny_llama):
     assert json.loads((Path(cfg.output_dir) / "checkpoint-1" / "leser_settings.json").read_text()) == {}
 
 
+def crash_in_step_3(trainer) -> None:
+    """Train until step 3's update, which raises as a killed process would stop (after checkpoint-2)."""
+    real_update = trainer.update
+
+    def update_then_crash(batch, timer):
+        if trainer.state.step == 2:
+            raise KeyboardInterrupt
+        return real_update(batch, timer)
+
+    trainer.update = update_then_crash
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+
+
 def test_checkpoint_resume_continues_the_same_run(tmp_path, tiny_tokenizer):
     from conftest import build_tiny_llama
 
@@ -126,17 +140,7 @@ def test_checkpoint_resume_continues_the_same_run(tmp_path, tiny_tokenizer):
     full.train()
     # ... equals a run that crashes in step 3 and is resumed from its step-2 checkpoint in a new trainer.
     cfg = small_config(tmp_path / "b", max_steps=4, save_steps=2)
-    crashing = make_trainer(cfg, tiny_tokenizer, build_tiny_llama(tiny_tokenizer))
-    real_update = crashing.update
-
-    def update_then_crash(batch, timer):
-        if crashing.state.step == 2:
-            raise KeyboardInterrupt
-        return real_update(batch, timer)
-
-    crashing.update = update_then_crash
-    with pytest.raises(KeyboardInterrupt):
-        crashing.train()
+    crash_in_step_3(make_trainer(cfg, tiny_tokenizer, build_tiny_llama(tiny_tokenizer)))
     assert [p.name for p in checkpoint_dirs(cfg.output_dir)] == ["checkpoint-2"]
 
     resumed = make_trainer(cfg, tiny_tokenizer, build_tiny_llama(tiny_tokenizer))
@@ -286,17 +290,7 @@ def test_a_compiled_run_resumes_exactly(tmp_path, tiny_tokenizer):
                         build_tiny_llama(tiny_tokenizer))
     full.train()
     cfg = small_config(tmp_path / "b", max_steps=3, save_steps=2, torch_compile=True)
-    crashing = make_trainer(cfg, tiny_tokenizer, build_tiny_llama(tiny_tokenizer))
-    real_update = crashing.update
-
-    def update_then_crash(batch, timer):
-        if crashing.state.step == 2:
-            raise KeyboardInterrupt
-        return real_update(batch, timer)
-
-    crashing.update = update_then_crash
-    with pytest.raises(KeyboardInterrupt):
-        crashing.train()
+    crash_in_step_3(make_trainer(cfg, tiny_tokenizer, build_tiny_llama(tiny_tokenizer)))
     resumed = make_trainer(cfg, tiny_tokenizer, build_tiny_llama(tiny_tokenizer))
     resumed.train(resume=True)
     for (n, p), (_, q) in zip(full.model.named_parameters(), resumed.model.named_parameters()):
