@@ -12,3 +12,6 @@ python experiments/bench/bench_grpo.py --ours-only --steps 3 --warmup 1 --torch-
 python experiments/bench/bench_grpo.py --steps 2 --warmup 1 --trl-micro-batch 16 --torch-compile --out $OUT/bench_grpo.json
 python experiments/bench/bench_grpo.py --steps 2 --warmup 1 --trl-micro-batch 16 --torch-compile --heap-only-malloc \
   --out $OUT/bench_grpo_heap_only.json
+# 3. The scaling rows in bf16, one timed step each (G 4, G 16, context k 0, k 10; the main row is in step 2's file).
+python experiments/bench/bench_grpo.py --skip-main --scaling --precisions bf16 --steps 1 --warmup 1 --trl-micro-batch 16 \
+  --torch-compile --out $OUT/bench_grpo_scaling.json
