@@ -1,5 +1,7 @@
 """Where the update phase's time goes, timed without the profiler: the transformer body, the LM head + log-softmax,
 and backward, with grad and in inference mode, in the steady state (after ``--warmup`` ordinary steps).
+With the config's ``train.torch_compile`` (``cpu.toml`` sets it) the layers are compiled, and the first inference
+repeat compiles its graph: read the medians of several repeats.
 
 Same settings as ``make bench``'s step (4 prompts x G 8, 32 new tokens). The profiler distorts this phase on the
 2-core VM (its buffers churn the heap and element-wise ops run several times slower), so each part is timed
@@ -55,7 +57,7 @@ def main() -> None:
                 grad = mode == "grad"
                 with torch.inference_mode(not grad), autocast(args.precision, device):
                     t0 = time.perf_counter()
-                    hidden = scoring._shared_prompt_hidden(model, r.prompt_ids, r.completion_ids, G)
+                    hidden = scoring._group_sequence_hidden(model, r.prompt_ids, r.completion_ids, G)
                     t1 = time.perf_counter()
                     logprobs = scoring._head_logprobs(head, hidden, r.completion_ids, cfg.train.temperature, True)[0]
                     t2 = time.perf_counter()
