@@ -1,5 +1,5 @@
 """Regional compilation of the decoder layers: the same log-probs and gradients as eager, one graph for every layer
-and prompt length, and eager decoding."""
+and prompt length; decoding stays eager unless asked, and compiled decoding samples what eager decoding does."""
 from __future__ import annotations
 
 import shutil
@@ -60,3 +60,39 @@ def test_no_cpu_compiler_is_a_clear_error(tiny_tokenizer, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda _name: None)
     with pytest.raises(RuntimeError, match="needs a C\\+\\+ compiler"):
         compile_decoder_layers(build_tiny_llama(tiny_tokenizer))
+
+
+def rollouts(model, tokenizer, prompts, compiled, temperature):
+    return sample_groups(model, tokenizer, prompts, G, max_new_tokens=6, temperature=temperature,
+                         generator=[torch.Generator().manual_seed(i) for i in range(len(prompts))], compiled=compiled)
+
+
+@needs_compiler
+@pytest.mark.parametrize("layers_compiled_for_scoring", [False, True])
+def test_compiled_decoding_samples_like_eager_with_one_graph(tiny_tokenizer, layers_compiled_for_scoring):
+    model = build_tiny_llama(tiny_tokenizer)
+    if layers_compiled_for_scoring:  # the trainer's fp32 case: the policy decodes itself
+        compile_decoder_layers(model)
+    torch._dynamo.reset()
+    counters.clear()
+    for queries in (["small couch", "led"], ["cordless drill with battery and charger for the garage", "tile"]):
+        prompts = prompts_of(tiny_tokenizer, queries)
+        for temperature in (0.0, 1.0):
+            want, got = (rollouts(model, tiny_tokenizer, prompts, c, temperature) for c in (False, True))
+            assert torch.equal(got.completion_ids, want.completion_ids)
+            assert torch.equal(got.completion_mask, want.completion_mask)
+            torch.testing.assert_close(got.sample_logprobs, want.sample_logprobs, atol=1e-5, rtol=0)
+    # One graph for both layers, every decoded token and both prompt lengths.
+    assert counters["stats"]["unique_graphs"] == 1
+
+
+@needs_compiler
+def test_compiled_decoding_falls_back_to_eager_where_the_prompt_is_not_shared(tiny_tokenizer):
+    model = build_tiny_llama(tiny_tokenizer)
+    model.config._attn_implementation = "eager"  # the shared-prompt layout needs sdpa
+    prompts = prompts_of(tiny_tokenizer, ["small couch", "led"])
+    torch._dynamo.reset()
+    counters.clear()
+    want, got = (rollouts(model, tiny_tokenizer, prompts, c, 1.0) for c in (False, True))
+    assert torch.equal(got.completion_ids, want.completion_ids)
+    assert counters["stats"]["unique_graphs"] == 0

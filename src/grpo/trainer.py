@@ -127,6 +127,7 @@ class GRPOTrainer(PolicyUpdate):
                 self.rollout_policy.model(), self.tokenizer, prompts, G, max_new_tokens=cfg.max_completion_length,
                 temperature=cfg.temperature, top_p=cfg.top_p,
                 generator=group_generators(cfg.seed, self.state.step, round_, first_group, len(qids), self.device),
+                compiled=cfg.torch_compile,
             )
         with timer("reward"):
             expansions = [parse_completion(t, self.prompt_cfg.num_expansions) for t in rollout.texts]

@@ -18,7 +18,7 @@ from torch import nn
 from ._batching import (
     cache_kwarg, left_pad, model_device, new_cache, positions_from_mask, scaled_logits, token_logprobs,
 )
-from .compiled import eager
+from .compiled import CompiledDecoder, compiled_decoding_supported, eager
 from .kv_cache import reserve_decoding_room
 from .lines import DistinctLines
 from .shared_prompt import (
@@ -179,10 +179,12 @@ def _decode_chunk(
     eos_ids: torch.Tensor,
     pad_id: int,
     lines: DistinctLines | None = None,
+    compiled: bool = False,
 ) -> _Chunk:
     """Sample ``group_size`` completions for each prompt of a chunk, sharing each prompt's KV cache.
 
-    ``lines``: the chunk's :class:`DistinctLines` (one row per completion, in row order), or None.
+    ``lines``: the chunk's :class:`DistinctLines` (one row per completion, in row order), or None. ``compiled``:
+    decode through :class:`policy.compiled.CompiledDecoder` where the prompt is shared and the model supports it.
     """
     device = model_device(model)
     cache, kw = new_cache(model), cache_kwarg(model)
@@ -192,9 +194,11 @@ def _decode_chunk(
     # Prompt is encoded once per group; only now does the batch grow to n * G rows. Shared: each group's rows
     # attend to one copy of its prompt's keys; otherwise the cache is repeated to the rows.
     shared = supported(model, cache, group_size, max_new_tokens)
-    prompt_mask, attention = attn, contextlib.nullcontext  # called once per decoded token
+    prompt_mask, attention, decoder = attn, contextlib.nullcontext, None  # called once per decoded token
+    if shared and compiled and compiled_decoding_supported(model):
+        decoder = CompiledDecoder(model, cache, group_size, max_new_tokens)
     if shared:
-        cache = shared_prompt_cache(cache, group_size, max_new_tokens)
+        cache = shared_prompt_cache(cache, group_size, max_new_tokens) if decoder is None else None
         per_kv, attention = heads_per_kv(model), functools.partial(shared_prompt_attention, model)
     else:
         cache.batch_repeat_interleave(group_size)
@@ -224,9 +228,11 @@ def _decode_chunk(
         else:
             mask = attn = torch.cat([attn, attn.new_ones(batch, 1)], dim=-1)
         with attention():
-            out = model(input_ids=tokens_out[-1].unsqueeze(-1), attention_mask=mask,
-                        position_ids=next_pos + step, use_cache=True, **{kw: cache})
-        logits = out.logits[:, -1]
+            if decoder is not None:
+                logits = decoder.step(tokens_out[-1].unsqueeze(-1), next_pos + step, mask, step)
+            else:
+                logits = model(input_ids=tokens_out[-1].unsqueeze(-1), attention_mask=mask,
+                               position_ids=next_pos + step, use_cache=True, **{kw: cache}).logits[:, -1]
     return _Chunk(torch.stack(tokens_out, 1), torch.stack(mask_out, 1), torch.stack(logp_out, 1), ~finished)
 
 
@@ -258,6 +264,7 @@ def sample_groups(
     eos_token_ids: list[int] | None = None,
     groups_per_batch: int | None = 8,
     distinct_from: list[str] | None = None,
+    compiled: bool = False,
 ) -> Rollout:
     """Sample ``group_size`` completions for each prompt (already chat-templated text).
 
@@ -271,6 +278,10 @@ def sample_groups(
     ``distinct_from`` (one text per prompt, e.g. its query) turns on :class:`policy.lines.DistinctLines`: no line
     ends equal to that text or to an earlier line of its completion. For inference only: the recorded log-probs
     are then those of the constrained distribution, not the policy's.
+
+    ``compiled``: run each decoded token's decoder layers as one compiled graph (:class:`policy.compiled.
+    CompiledDecoder`; needs a C++ compiler on CPU) where the prompt is shared and the model is supported;
+    otherwise, and for the prompt pass, eager.
     """
     if not prompts:
         raise ValueError("prompts is empty")
@@ -292,7 +303,8 @@ def sample_groups(
             _decode_chunk(model, prompt_ids[i:i + step], group_size, max_new_tokens, temperature, top_p,
                           generator[i:i + step] if isinstance(generator, list) else generator, eos_ids, pad_id,
                           None if distinct_from is None else DistinctLines(
-                              tokenizer, [[t] for t in distinct_from[i:i + step] for _ in range(group_size)], eos_ids))
+                              tokenizer, [[t] for t in distinct_from[i:i + step] for _ in range(group_size)], eos_ids),
+                          compiled)
             for i in range(0, len(prompt_ids), step)
         ]
     merged = _merge_chunks(chunks, pad_id)
