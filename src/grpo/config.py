@@ -96,7 +96,7 @@ class GRPOConfig:
     the scoring passes (the update's forward and backward, the reference pass), and the sampler's layers for
     each decoded token where the prompt is shared (:mod:`policy.compiled`; the prompt pass stays eager). Takes ~20%
     off a bf16 update, ~25% off the reference pass and ~10% off generation on 2 CPU cores
-    (experiments/runs/2026-11-28_bench_grpo_compile, 2026-11-29_bench_grpo_decode); costs ~30 s of compiling at
+    (experiments/runs/2026-11-28_bench_grpo_compile, 2026-11-28_bench_grpo_decode); costs ~30 s of compiling at
     the first step and needs a C++ compiler on CPU. TRL's name; here it compiles the layers, not the whole
     model."""
     gradient_checkpointing: bool = False
