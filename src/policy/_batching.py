@@ -7,9 +7,11 @@ import torch
 from torch import nn
 
 
-def cache_kwarg(model: nn.Module) -> str:
-    """Name of the KV-cache argument: ``cache`` in transformers >= 5.x, ``past_key_values`` before."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+def cache_kwarg(module: nn.Module) -> str:
+    """Name of the KV-cache argument of a model's or a decoder layer's forward: ``cache`` in transformers >= 5.x,
+    ``past_key_values`` (a model) or ``past_key_value`` (a layer) before."""
+    names = inspect.signature(module.forward).parameters
+    return next((n for n in ("cache", "past_key_value") if n in names), "past_key_values")
 
 
 def new_cache(model: nn.Module):

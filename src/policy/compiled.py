@@ -15,11 +15,12 @@ index: one more graph, shared by every layer and every decoded token.
 """
 from __future__ import annotations
 
-import inspect
 import shutil
 
 import torch
 from torch import nn
+
+from ._batching import cache_kwarg
 
 CXX = ("g++", "c++", "clang++")
 """Compilers inductor can build CPU kernels with (any one on PATH)."""
@@ -78,9 +79,9 @@ class _SlotWriter:
 
 
 def _layer_step(layer: nn.Module, hidden: torch.Tensor, mask: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                writer: _SlotWriter, cache_kwarg: str) -> torch.Tensor:
+                writer: _SlotWriter, cache_name: str) -> torch.Tensor:
     # forward, not __call__: a layer compiled for scoring must not run its own graph here.
-    return layer.forward(hidden, attention_mask=mask, position_embeddings=(cos, sin), **{cache_kwarg: writer})
+    return layer.forward(hidden, attention_mask=mask, position_embeddings=(cos, sin), **{cache_name: writer})
 
 
 _compiled_layer_step = torch.compile(_layer_step, dynamic=True)
@@ -116,8 +117,7 @@ class CompiledDecoder:
                 buffer[:, :, :self.prompt_len] = prompt
                 pair.append(buffer)
             self.buffers.append(pair)
-        self.cache_kwarg = "cache" if "cache" in inspect.signature(self.decoder.layers[0].forward).parameters \
-            else "past_key_values"
+        self.cache_name = cache_kwarg(self.decoder.layers[0])
 
     def step(self, tokens: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, step: int) -> torch.Tensor:
         """Logits ``[B, V]`` after ``tokens [B, 1]`` at ``positions [B, 1]``, the ``step``-th decoded token."""
@@ -127,5 +127,5 @@ class CompiledDecoder:
         with torch.compiler.set_stance("default"):
             for layer, (keys, values) in zip(self.decoder.layers, self.buffers):
                 hidden = _compiled_layer_step(layer, hidden, mask, cos, sin, _SlotWriter(keys, values, index),
-                                              self.cache_kwarg)
+                                              self.cache_name)
         return self.model.lm_head(self.decoder.norm(hidden))[:, -1]

@@ -4,7 +4,8 @@ Each prompt is encoded once (batch 1 per prompt, several prompts left-padded int
 are decoded together by a hand-written loop, attending to one copy of their prompt's KV cache
 (:mod:`policy.shared_prompt`; without sdpa attention, to a copy repeated G times along the batch axis). This
 avoids recomputing the (long) prompt G times, which dominates the cost of ``model.generate(num_return_sequences=G)``
-for short completions.
+for short completions. With ``compiled=True`` the decode steps run as one compiled graph per layer call
+(:class:`policy.compiled.CompiledDecoder`).
 """
 from __future__ import annotations
 
@@ -298,7 +299,7 @@ def sample_groups(
     eos_ids = torch.tensor(eos, dtype=torch.long, device=model_device(model))
     prompt_ids = _encode_prompts(tokenizer, prompts)
     step = groups_per_batch or len(prompt_ids)
-    with torch.inference_mode(), eager():  # compiled layers are for scoring (policy.compiled)
+    with torch.inference_mode(), eager():  # layers compiled for scoring run eagerly; CompiledDecoder has its own graph
         chunks = [
             _decode_chunk(model, prompt_ids[i:i + step], group_size, max_new_tokens, temperature, top_p,
                           generator[i:i + step] if isinstance(generator, list) else generator, eos_ids, pad_id,
