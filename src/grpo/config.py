@@ -89,8 +89,8 @@ class GRPOConfig:
     precision: str = "fp32"
     """``fp32``, or ``bf16``: the policy's forward and backward, the reference pass and generation run their
     matrix products in bf16 under autocast (TRL's ``bf16 = true``); weights, optimiser state, log-softmax and
-    the loss stay fp32. 0.54x the fp32 step on the project's 2-core ``amx_bf16`` CPU
-    (experiments/runs/2026-11-28_bench_grpo_compile)."""
+    the loss stay fp32. 0.47x the fp32 step on the project's 2-core ``amx_bf16`` CPU with ``torch_compile``
+    (experiments/runs/2026-11-28_bench_grpo_decode)."""
     torch_compile: bool = False
     """Compile each decoder layer of the policy and the reference (regional ``torch.compile``, dynamic shapes) for
     the scoring passes (the update's forward and backward, the reference pass), and the sampler's layers for
