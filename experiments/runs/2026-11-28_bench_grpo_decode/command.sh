@@ -8,5 +8,7 @@ OUT=experiments/runs/2026-11-28_bench_grpo_decode
 # 1. Generation alone, eager against compiled decoding, in one process (make bench's rollout shape, 32 tokens).
 #    (The file here was written at c3907be, which only adds the per-row count of identical samples.)
 python experiments/probes/decode_compile.py --repeats 5 --out $OUT/decode_compile.json
+#    Again at f0b7ac9, where the probe also scores each sampler's tokens with the trainer's scorer:
+python experiments/probes/decode_compile.py --repeats 5 --out $OUT/decode_compile_scored.json
 # 2. make bench's comparison with TRL: 2 warm-up steps (compiling, then the allocator settling), 3 timed.
 python experiments/bench/bench_grpo.py --steps 3 --warmup 2 --trl-micro-batch 16 --torch-compile --out $OUT/bench_grpo.json
