@@ -38,6 +38,14 @@ def test_sampling_and_logprobs_agree_on_cuda(tiny_tokenizer):
     torch.testing.assert_close(fast, naive, atol=1e-4, rtol=0)
 
 
+def test_compiled_decoding_samples_like_eager_on_cuda(tiny_tokenizer):
+    model = cuda_llama(tiny_tokenizer)
+    want, got = (sample_groups(model, tiny_tokenizer, PROMPTS, G, max_new_tokens=8, temperature=0.0, compiled=c)
+                 for c in (False, True))
+    assert torch.equal(got.completion_ids, want.completion_ids)
+    torch.testing.assert_close(got.sample_logprobs, want.sample_logprobs, atol=1e-4, rtol=0)
+
+
 def test_cpu_generator_drives_a_cuda_model(tiny_tokenizer):
     model = cuda_llama(tiny_tokenizer)
     runs = [sample_groups(model, tiny_tokenizer, PROMPTS, G, max_new_tokens=6, temperature=1.0,
