@@ -58,8 +58,11 @@ def test_a_model_without_declared_layers_is_refused():
 
 def test_no_cpu_compiler_is_a_clear_error(tiny_tokenizer, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda _name: None)
+    model = build_tiny_llama(tiny_tokenizer)
     with pytest.raises(RuntimeError, match="needs a C\\+\\+ compiler"):
-        compile_decoder_layers(build_tiny_llama(tiny_tokenizer))
+        compile_decoder_layers(model)
+    with pytest.raises(RuntimeError, match="needs a C\\+\\+ compiler"):  # before the first decoded token
+        sample_groups(model, tiny_tokenizer, prompts_of(tiny_tokenizer, ["led"]), G, max_new_tokens=4, compiled=True)
 
 
 def rollouts(model, tokenizer, prompts, compiled, temperature):
