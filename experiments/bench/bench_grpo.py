@@ -14,7 +14,7 @@ Reports the median step time after ``--warmup`` steps for each, the ratio, our p
 tokens per second. Writes ``runs/bench/bench_grpo.json`` (``--out``); a result worth keeping goes into a run folder
 under ``experiments/runs/`` (see ``experiments/RESULTS.md``).
 
-    python experiments/bench/bench_grpo.py [--steps 3] [--warmup 1] [--scaling]
+    python experiments/bench/bench_grpo.py [--steps 3] [--warmup 2] [--scaling]
 
 Each side runs in fp32 and in bf16 (``--precisions``): ours with ``train.precision``, TRL with ``bf16``.
 ``--scaling`` adds the table over G = 4, 8, 16 and context k = 0, 5, 10 in the last precision given (slow: TRL
@@ -198,7 +198,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="experiments/configs/cpu.toml")
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="untimed steps per trainer: the first compiles, over the second the allocator settles")
     parser.add_argument("--heap-only-malloc", action="store_true",
                         help="glibc serves every allocation from its heap and keeps freed memory (both trainers)")
     parser.add_argument("--scaling", nargs="*", metavar="G,K",
