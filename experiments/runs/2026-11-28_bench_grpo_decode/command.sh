@@ -12,3 +12,6 @@ python experiments/probes/decode_compile.py --repeats 5 --out $OUT/decode_compil
 python experiments/probes/decode_compile.py --repeats 5 --out $OUT/decode_compile_scored.json
 # 2. make bench's comparison with TRL: 2 warm-up steps (compiling, then the allocator settling), 3 timed.
 python experiments/bench/bench_grpo.py --steps 3 --warmup 2 --trl-micro-batch 16 --torch-compile --out $OUT/bench_grpo.json
+# 3. The scaling rows in bf16, one timed step each (G 4, G 16, context k 0, k 10), at 59e7d75.
+python experiments/bench/bench_grpo.py --skip-main --scaling --precisions bf16 --steps 1 --warmup 1 --trl-micro-batch 16 \
+  --torch-compile --out $OUT/bench_grpo_scaling.json
