@@ -17,6 +17,7 @@ _EXPORTS = {
                 "recall_at_k"),
     "paths": ("cache_dir", "data_root"),
     "prf": ("CatalogVocabulary", "term_expansions", "title_expansions"),
+    "spelling": ("Speller",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .paths import cache_dir, data_root
     from .plan import PLAN_KINDS, RetrievalPlan
     from .prf import CatalogVocabulary, term_expansions, title_expansions
+    from .spelling import Speller
 
 
 def __getattr__(name: str):

@@ -294,7 +294,8 @@ class BM25Engine:
                  stopwords: str | None = "en") -> None:
         bm25s = _import_bm25s()
         self.n_items = len(texts)
-        self.tokenizer = bm25s.tokenization.Tokenizer(stopwords=stopwords or [], stemmer=_snowball(stemmer))
+        self.stemmer = _snowball(stemmer)
+        self.tokenizer = bm25s.tokenization.Tokenizer(stopwords=stopwords or [], stemmer=self.stemmer)
         corpus = self.tokenizer.tokenize(list(texts), show_progress=False, return_as="tuple")
         self.retriever = bm25s.BM25(k1=k1, b=b)
         self.retriever.index(corpus, show_progress=False)
