@@ -157,3 +157,39 @@ def test_distill_label_candidates_write_the_relevant_items_words(tmp_path, tiny_
         DistillConfig(num_samples=0)
     with pytest.raises(ValueError, match="precision"):
         DistillConfig(precision="fp16")
+
+
+def test_distill_spelling_candidates_write_the_corrected_query(tmp_path, tiny_tokenizer, tiny_llama):
+    from retrieval import Dataset
+
+    class HammerReward(LetterReward):
+        """1 when an expansion holds the word "hammer" (the catalogue's spelling), else 0."""
+
+        def score(self, qids, expansions):
+            parts = super().score(qids, expansions)
+            parts.total = torch.tensor([float(any("hammer" in e.split() for e in es)) for es in expansions])
+            return parts
+
+    reward = HammerReward()
+    reward.rules = SimpleNamespace(max_words=8, max_chars=60)
+    reward.plan = SimpleNamespace(expansion_engine=SimpleNamespace(stemmer=None))
+    titles = ["Cordless Drill", "Hammer Drill", "Drill Bits"]
+    reward.dataset = Dataset("toy", ["p0", "p1", "p2"], titles, {"q0": "hamer 0", "q1": "drill 1"},
+                             {"q0": {}, "q1": {}}, 1.0)
+    prompt_cfg = PromptConfig(context_k=2, max_prompt_tokens=256, system_prompt="Rewrite the query.")
+    cfg = DistillConfig(output_dir=str(tmp_path / "spell"), num_queries=2, num_samples=0, context_candidates=True,
+                        epochs=1, batch_size=2, max_completion_length=16)
+    # Without spelling candidates, nothing written from "hamer 0" and the shown titles holds "hammer".
+    with pytest.raises(ValueError, match="nothing to distill"):
+        distill(tiny_llama, tiny_tokenizer, reward, prompt_cfg, ["q0", "q1"], cfg)
+    cfg = DistillConfig(**{**cfg.__dict__, "output_dir": str(tmp_path / "spell2"), "spelling_candidates": True,
+                           "spelling_repeats": 3})
+    summary = distill(tiny_llama, tiny_tokenizer, reward, prompt_cfg, ["q0", "q1"], cfg)
+    [example] = [json.loads(line) for line in (tmp_path / "spell2" / "examples.jsonl").read_text().splitlines()]
+    # q0's typo is fixed (the corrected query is the first candidate written on it); q1 has none to fix.
+    assert summary["kept_from"]["spelling"] == summary["kept"] == 1
+    assert example["qid"] == "q0" and example["target"] == "hammer 0" and example["origin"] == "spelling"
+    assert summary["fitted"] == 3  # the spelling pick, fine-tuned on three times
+    with pytest.raises(ValueError, match="spelling_repeats"):
+        DistillConfig(spelling_repeats=0)
+    DistillConfig(num_samples=0, spelling_candidates=True)  # a written pool of its own
