@@ -148,7 +148,7 @@ def test_eval_shows_a_checkpoint_the_context_it_was_trained_with(eval_overrides,
     (wide / "leser_settings.json").write_text(json.dumps({"prompt": {"context_k": 4}}))
     shown = {}
 
-    def record(path, cfg, queries, contexts):
+    def record(path, cfg, queries, contexts, shown_queries=None):
         shown[path] = {len(c) for c in contexts}
         return evaluate.Expansions([[] for _ in queries], [[] for _ in queries], 0.0, {})
 
@@ -168,3 +168,36 @@ def test_context_depth_reaches_the_deepest_prompt_of_any_checkpoint(tmp_path):
     cfg = load_config(None, ["prompt.context_k=2"])
     assert context_depth(cfg, [str(wide), str(plain)]) == 7  # trained on 7 titles, shown 7 where the config says 2
     assert context_depth(cfg, [str(plain), ""]) == 2
+
+
+def test_eval_with_correct_spelling_shows_the_expanders_the_fixed_query(eval_overrides, tmp_path, monkeypatch):
+    """[engine] correct_spelling: the policy and PRF see the query with its typo fixed; the engine, the rules and
+    expansions.jsonl keep the query as typed."""
+    import leser.evaluate as evaluate
+    from retrieval import split_of
+
+    typo = "cordles drill"  # the catalogue says "cordless"
+    data = next(s for s in eval_overrides if s.startswith("data.path=")).split("=", 1)[1].strip('"')
+    queries = {**QUERIES, "q1": typo}
+    (tmp_path / "data" / "queries.jsonl").write_text("".join(json.dumps({"id": q, "text": t}) + "\n"
+                                                        for q, t in queries.items()))
+    assert str(tmp_path / "data") == data
+    seen = {}
+
+    def record(path, cfg, queries, contexts, shown_queries=None):
+        seen[path] = dict(zip(queries, shown_queries))
+        return evaluate.Expansions([[s] for s in shown_queries], [[] for _ in queries], 0.0, {})
+
+    monkeypatch.setattr(evaluate, "generate_expansions", record)
+    overrides = [*eval_overrides, f'eval.split="{split_of(typo)}"', 'eval.engines=["dense"]', "eval.zero_shot=false"]
+    run_evaluation(load_config(None, [*overrides, "engine.correct_spelling=true"]))
+    [policy_seen] = seen.values()
+    assert policy_seen[typo] == "cordless drill"
+    lines = [json.loads(line) for line in (tmp_path / "out" / "expansions.jsonl").read_text().splitlines()]
+    prf = next(r for r in lines if r["query"] == typo and r["system"].startswith("pseudo"))
+    assert prf["expansions"][0].startswith("cordless drill")  # PRF is written on the fixed query too
+    policy_row = next(r for r in lines if r["query"] == typo and r["system"] == "again")
+    assert policy_row["expansions"] == ["cordless drill"]  # not "equals_query": the rules read the typed query
+    seen.clear()
+    run_evaluation(load_config(None, overrides))  # off (the default): every expander sees the query as typed
+    assert next(iter(seen.values()))[typo] == typo

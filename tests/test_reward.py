@@ -137,6 +137,25 @@ def test_context_titles():
     assert env.context(["q"], 0) == [[]]
 
 
+def test_shown_query_is_typed_or_spelled_and_prompts_show_it(tiny_tokenizer):
+    from grpo.batch import make_prompts
+    from policy import PromptConfig
+    from retrieval import Speller
+
+    env, engine = make_env()
+    env.dataset.product_texts[:] = ["Cordless Drill", "Drill Bits", "Hammer Drill", "Saw", "Tape", "Level"]
+    env.dataset.queries["q"] = "cordles drill"
+    engine.table["cordles drill"] = [0, 1, 2]
+    assert env.shown_query("cordles drill", ["Cordless Drill"]) == "cordles drill"  # no speller: as typed
+    env.speller = Speller.for_plan(env.dataset.product_texts, env.plan)
+    assert env.shown_query("cordles drill", ["Cordless Drill"]) == "cordless drill"
+    prompt_cfg = PromptConfig(context_k=2, max_prompt_tokens=256, system_prompt="Rewrite the query.")
+    queries, [prompt], contexts = make_prompts(tiny_tokenizer, env, ["q"], prompt_cfg)
+    # The prompt shows the fixed query; the engine ran, and the rules will read, the query as typed.
+    assert queries == ["cordles drill"] and "Query: cordless drill\n" in prompt
+    assert engine.calls[0] == ["cordles drill"] and contexts == [["Cordless Drill", "Drill Bits"]]
+
+
 def test_bad_relevance_mode():
     with pytest.raises(ValueError, match="relevance"):
         make_env(relevance="clicks")

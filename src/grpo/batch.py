@@ -47,7 +47,8 @@ def make_prompts(tokenizer, reward, qids: list[str], prompt_cfg: PromptConfig
     and validation all prompt the policy."""
     contexts = reward.context(qids, prompt_cfg.context_k)
     queries = [reward.dataset.queries[q] for q in qids]
-    prompts = [build_prompt(tokenizer, q, c, prompt_cfg) for q, c in zip(queries, contexts)]
+    shown = getattr(reward, "shown_query", None)  # a reward without one shows the query as typed
+    prompts = [build_prompt(tokenizer, shown(q, c) if shown else q, c, prompt_cfg) for q, c in zip(queries, contexts)]
     return queries, prompts, contexts
 
 

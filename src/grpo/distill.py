@@ -81,12 +81,12 @@ class DistillConfig:
     the warm start written from them was below ``all`` on valid (``2026-11-28_shown_labels_warm_start``)."""
     spelling_candidates: bool = False
     """Where the query has a word no catalogue title uses and a near one does (:class:`retrieval.Speller`), also
-    offer the corrected query alone and every other candidate written on it. The policy sees the right spelling
-    in the shown titles or knows it; on valid, fixing the typos of the 13% of queries that have one lifts their
-    R@100 by +0.085 (``experiments/runs/2026-11-29_spelling``)."""
+    offer the corrected query alone and every other candidate written on it. On valid, fixing the typos of the
+    13% of queries that have one lifts their R@100 by +0.085 (``experiments/runs/2026-11-29_spelling``), but a
+    warm start with these candidates did not teach the policy to fix them (``2026-11-29_spell_grpo``)."""
     spelling_repeats: int = 1
     """Fine-tune on each example kept from a spelling candidate this many times (an epoch sees it that often):
-    about one pick in eleven is one, too few against the nine in ten that copy the query as written."""
+    about one pick in eleven is one. At 4 the policy still copied the typos (``2026-11-29_spell4_grpo``)."""
     temperature: float = 1.0
     """Sampling temperature of the candidates: diversity is what gives the best-of-N its headroom."""
     max_completion_length: int = 32
@@ -165,12 +165,8 @@ def collect_examples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptC
     sampled_rewards: list[float] = []
     best_rewards: list[float] = []
     kept_from = {"samples": 0, "context": 0, "labels": 0, "spelling": 0}
-    written = cfg.label_candidates or cfg.spelling_candidates  # a sample-only pool needs no vocabulary
-    vocabulary = CatalogVocabulary(list(reward.dataset.product_texts)) if written else None
-    # A word is known as the plan's lexical engine matches it: by its stem, where that engine stems.
-    speller = None
-    if cfg.spelling_candidates:
-        speller = Speller(vocabulary, getattr(reward.plan.expansion_engine, "stemmer", None))
+    vocabulary = CatalogVocabulary(list(reward.dataset.product_texts)) if cfg.label_candidates else None
+    speller = Speller.for_plan(reward.dataset.product_texts, reward.plan) if cfg.spelling_candidates else None
     model.eval()
     for start in tqdm(range(0, len(qids), chunk), desc="best-of-n", dynamic_ncols=True):
         group = qids[start:start + chunk]

@@ -138,7 +138,8 @@ def _expand_batch(queries: list[str], reward, model, tokenizer, cfg: LeserConfig
 
     texts = reward.dataset.product_texts
     contexts = [top_titles(texts, ranking, cfg.prompt.context_k) for ranking in reward.plan.rank(queries)]
-    expansions = expand_queries(model, tokenizer, queries, contexts, cfg.prompt,
+    shown = [reward.shown_query(q, c) for q, c in zip(queries, contexts)]
+    expansions = expand_queries(model, tokenizer, shown, contexts, cfg.prompt,
                                 max_new_tokens=cfg.eval.max_new_tokens, temperature=cfg.eval.temperature,
                                 distinct_lines=cfg.eval.distinct_lines)
     return contexts, [judge(q, e, cfg.rules) for q, e in zip(queries, expansions)]

@@ -21,7 +21,7 @@ from grpo.provenance import provenance as run_provenance
 from leser.config import LeserConfig, checkpoint_overrides, load_config
 from leser.report import write_report
 from leser.runtime import Engines, build_plan, trainable_queries
-from retrieval import Dataset, load_dataset, title_expansions
+from retrieval import Dataset, Speller, load_dataset, title_expansions
 from retrieval.metrics import paired_bootstrap, query_metrics
 from retrieval.plan import RetrievalPlan, top_titles
 from reward import check, usable
@@ -83,8 +83,10 @@ class Expansions:
 
 
 def generate_expansions(model_path: str | None, cfg: LeserConfig, queries: list[str],
-                        contexts: list[list[str]]) -> Expansions:
-    """Expand every query with the policy at ``model_path``, shown its context titles."""
+                        contexts: list[list[str]], shown: list[str] | None = None) -> Expansions:
+    """Expand every query with the policy at ``model_path``, shown its context titles and the query as ``shown``
+    (default: as typed); the rules judge the expansions against the query as typed, as the reward does."""
+    shown = shown or queries
     from policy import expand_queries, load_policy
 
     stored = checkpoint_overrides(model_path, sections=("prompt",))
@@ -95,7 +97,7 @@ def generate_expansions(model_path: str | None, cfg: LeserConfig, queries: list[
     model, tokenizer = load_policy(model_path, dtype=cfg.policy.dtype)
     parsed, start, size = [], time.perf_counter(), cfg.eval.batch_queries
     for i in tqdm(range(0, len(queries), size), desc="  generating", unit="batch", leave=False):
-        parsed += expand_queries(model, tokenizer, queries[i:i + size], contexts[i:i + size], cfg.prompt,
+        parsed += expand_queries(model, tokenizer, shown[i:i + size], contexts[i:i + size], cfg.prompt,
                                  max_new_tokens=cfg.eval.max_new_tokens, temperature=cfg.eval.temperature,
                                  batch_size=size, distinct_lines=cfg.eval.distinct_lines)
     seconds = time.perf_counter() - start
@@ -106,11 +108,13 @@ def generate_expansions(model_path: str | None, cfg: LeserConfig, queries: list[
                       [check(p, q, cfg.rules) for p, q in zip(parsed, queries)], seconds, generation)
 
 
-def pseudo_relevance_expansions(cfg: LeserConfig, queries: list[str], contexts: list[list[str]]) -> Expansions:
-    """One expansion per query, no model: the query plus the new words of the top context title."""
+def pseudo_relevance_expansions(cfg: LeserConfig, queries: list[str], contexts: list[list[str]],
+                                shown: list[str] | None = None) -> Expansions:
+    """One expansion per query, no model: the query (as ``shown``, default as typed) plus the new words of the
+    top context title."""
     start = time.perf_counter()
     expansions = [title_expansions(q, c[:1], cfg.rules.max_words, cfg.rules.max_chars)
-                  for q, c in zip(queries, contexts)]
+                  for q, c in zip(shown or queries, contexts)]
     return Expansions(expansions, [check(e, q, cfg.rules) for e, q in zip(expansions, queries)],
                       time.perf_counter() - start,
                       {"method": "query + new words of the top result's title", "max_words": cfg.rules.max_words})
@@ -199,6 +203,11 @@ def run_evaluation(cfg: LeserConfig) -> dict:
     print(f"evaluating {len(qids)} {cfg.eval.split} queries on {', '.join(kinds)}; "
           f"policies see the {cfg.engine.kind} plan's top titles (up to {depth})")
     contexts = [top_titles(dataset.product_texts, r, depth) for r in by_engine[kinds[0]].originals]
+    shown = queries  # what the expanders see: as typed, or with its typos fixed; the engine runs it as typed
+    if cfg.engine.correct_spelling:
+        speller = Speller.for_plan(dataset.product_texts, by_engine[kinds[0]].plan)
+        shown = [speller.correct(q, c[: cfg.prompt.context_k]) for q, c in zip(queries, contexts)]
+        print(f"expanders see {sum(s != q for s, q in zip(shown, queries))} queries with their typos fixed")
 
     report = {"dataset": dataset.name, "split": cfg.eval.split, "num_queries": len(qids), "engines": kinds,
               "context_plan": by_engine[kinds[0]].plan.describe(), **provenance(cfg),
@@ -211,8 +220,8 @@ def run_evaluation(cfg: LeserConfig) -> dict:
     with (out_dir / "expansions.jsonl").open("w") as jsonl:
         for label, path in policies:
             print(f"- {label}", flush=True)
-            out = (pseudo_relevance_expansions(cfg, queries, contexts) if label == PSEUDO_RELEVANCE
-                   else generate_expansions(path or None, cfg, queries, contexts))
+            out = (pseudo_relevance_expansions(cfg, queries, contexts, shown) if label == PSEUDO_RELEVANCE
+                   else generate_expansions(path or None, cfg, queries, contexts, shown))
             for scores in by_engine.values():
                 scores.add(label, out.expansions)
                 report["rows"].append(asdict(scores.row(label, out)))

@@ -6,7 +6,7 @@ import importlib
 import logging
 
 from leser.config import ConfigError, LeserConfig
-from retrieval import Dataset, load_dataset
+from retrieval import Dataset, Speller, load_dataset
 from retrieval.plan import DEFAULT_FUSION, PLAN_KINDS, FusionSettings, RetrievalPlan
 from reward import SearchReward
 
@@ -88,7 +88,8 @@ def build_plan(cfg: LeserConfig, dataset: Dataset, kind: str | None = None, engi
 def build_reward(cfg: LeserConfig, dataset: Dataset | None = None, plan: RetrievalPlan | None = None) -> SearchReward:
     dataset = dataset or load_dataset(cfg.data.path)
     plan = plan or build_plan(cfg, dataset)
-    return SearchReward(dataset, plan, cfg.reward, cfg.rules)
+    speller = Speller.for_plan(dataset.product_texts, plan) if cfg.engine.correct_spelling else None
+    return SearchReward(dataset, plan, cfg.reward, cfg.rules, speller=speller)
 
 
 def trainable_queries(cfg: LeserConfig, dataset: Dataset, split: str) -> list[str]:

@@ -146,7 +146,8 @@ class Expander:
 
         texts, prompt = self.reward.dataset.product_texts, self.cfg.prompt
         contexts = [top_titles(texts, ranking, prompt.context_k) for ranking in self.reward.plan.rank(queries)]
-        return expand_queries(self.model, self.tokenizer, queries, contexts, prompt,
+        shown = [self.reward.shown_query(q, c) for q, c in zip(queries, contexts)]
+        return expand_queries(self.model, self.tokenizer, shown, contexts, prompt,
                               max_new_tokens=self.cfg.eval.max_new_tokens, temperature=self.cfg.eval.temperature,
                               batch_size=self.micro_batch, distinct_lines=self.cfg.eval.distinct_lines)
 

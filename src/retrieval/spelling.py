@@ -1,15 +1,16 @@
 """Spelling correction against the catalogue's own words.
 
-One shopper query in five on Home Depot has a word no title uses, mostly a typo (``bathroom plummbing``,
-``pneumatic cynlinder``): the lexical engine matches nothing for it, and those queries' R@100 is 0.62 against
-0.78 for the rest (300 valid queries, hybrid). Writing the query with its typos fixed, as the only expansion,
-lifts their R@100 by +0.086 (``experiments/runs/2026-11-29_spelling``). The warm start offers such rewrites as
-candidates (``distill.spelling_candidates``), so the policy learns to fix what it can see is misspelt; the
-shown titles usually hold the right spelling.
+Shopper queries carry typos (``bathroom plummbing``, ``pneumatic cynlinder``) that the lexical engine cannot
+match. On 300 valid Home Depot queries the speller changes 38, whose original R@100 on the hybrid plan is 0.62
+against 0.75 for all; the corrected query as the only expansion lifts theirs by +0.085, and the reference policy
+shown the corrected query instead of the typed one gains +0.004 nDCG@10 / +0.006 R@100 over all 300
+(``experiments/runs/2026-11-29_spelling``). The warm start can offer corrected rewrites as candidates
+(``distill.spelling_candidates``), though the policy did not learn to make them that way.
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from .prf import CatalogVocabulary
 
@@ -47,6 +48,12 @@ class Speller:
         self.parts = {part for w in self.words if "-" in w for part in w.split("-")}  # troy-bilt: bilt is known
         self.stems = {stemmer.stemWord(w) for w in self.words} if stemmer is not None else set()
 
+    @classmethod
+    def for_plan(cls, product_texts: Sequence[str], plan) -> Speller:
+        """A speller for a catalogue, knowing words as the plan's lexical engine matches them: by their stem
+        where that engine stems (:attr:`retrieval.BM25Engine.stemmer`), else as written."""
+        return cls(CatalogVocabulary(list(product_texts)), getattr(plan.expansion_engine, "stemmer", None))
+
     def known(self, word: str) -> bool:
         word = word.casefold()
         if word in self.counts or word in self.parts:
@@ -66,7 +73,7 @@ class Speller:
         best = min(found, key=lambda hit: (hit[1], hit[0] not in shown, -self.counts[hit[0]], hit[0]))
         return best[0]
 
-    def correct(self, query: str, shown_titles: list[str] = ()) -> str:
+    def correct(self, query: str, shown_titles: Sequence[str] = ()) -> str:
         """``query`` with every unknown word replaced by :meth:`nearest` (the rest as written)."""
         shown = frozenset(w.casefold() for t in shown_titles for w in _ALPHA_WORD.findall(t))
 

@@ -74,7 +74,7 @@ class SearchReward:
     query id, since every step and every GRPO iteration reuses them.
     """
 
-    def __init__(self, dataset, plan: RetrievalPlan, cfg: RewardConfig, rules: RulesConfig):
+    def __init__(self, dataset, plan: RetrievalPlan, cfg: RewardConfig, rules: RulesConfig, speller=None):
         if cfg.relevance not in RELEVANCE_MODES:
             raise ValueError(f"reward.relevance must be one of {RELEVANCE_MODES}, got {cfg.relevance!r}")
         if cfg.relevance_on not in RELEVANCE_TARGETS:
@@ -89,6 +89,8 @@ class SearchReward:
             raise ValueError(f"reward cut-offs ({cfg.relevance_k}, {cfg.coverage_k}) exceed the plan depth "
                              f"{plan.depth}")
         self.dataset, self.plan, self.cfg, self.rules = dataset, plan, cfg, rules
+        self.speller = speller
+        """A :class:`retrieval.Speller` when the expanders are shown queries with their typos fixed, else None."""
         self._original: dict[str, tuple[Lists, torch.Tensor]] = {}
         self._original_metrics: dict[str, dict[str, float]] = {}
         self._query_vectors: dict[str, torch.Tensor] = {}
@@ -106,6 +108,11 @@ class SearchReward:
     def context(self, qids: list[str], k: int) -> list[list[str]]:
         """The titles of the engine's top-``k`` results for each query: what the policy gets to see."""
         return [top_titles(self.dataset.product_texts, ranking, k) for _, ranking in self.original_results(qids)]
+
+    def shown_query(self, query: str, titles: list[str]) -> str:
+        """The query as the policy is shown it next to ``titles``: with its typos fixed when there is a speller
+        (``[engine] correct_spelling``), else as typed. The engine always runs the query as typed."""
+        return self.speller.correct(query, titles) if self.speller is not None else query
 
     def with_headroom(self, qids: list[str]) -> list[str]:
         """The queries whose original ranking an expansion could still improve at the reward's cut-offs:
