@@ -154,7 +154,10 @@ def cmd_expand(args) -> int:
         cfg.prompt.num_expansions = args.n
     reward, model, tokenizer = _expander(cfg)
     [context], [judged] = _expand_batch([query], reward, model, tokenizer, cfg)
-    print(f"query: {query}\ncontext ({len(context)} results):")
+    print(f"query: {query}")
+    if reward.shown_query(query, context) != query:  # [engine] correct_spelling fixed a typo
+        print(f"shown to the policy as: {reward.shown_query(query, context)}")
+    print(f"context ({len(context)} results):")
     for i, title in enumerate(context, 1):
         print(f"  {i}. {title}")
     print("expansions:")
