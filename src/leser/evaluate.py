@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 from grpo.provenance import provenance as run_provenance
 from leser.config import LeserConfig, checkpoint_overrides, load_config
 from leser.report import write_report
-from leser.runtime import Engines, build_plan, trainable_queries
-from retrieval import Dataset, Speller, load_dataset, title_expansions
+from leser.runtime import Engines, build_plan, build_speller, trainable_queries
+from retrieval import Dataset, load_dataset, title_expansions
 from retrieval.metrics import paired_bootstrap, query_metrics
 from retrieval.plan import RetrievalPlan, top_titles
 from reward import check, usable
@@ -204,8 +204,8 @@ def run_evaluation(cfg: LeserConfig) -> dict:
           f"policies see the {cfg.engine.kind} plan's top titles (up to {depth})")
     contexts = [top_titles(dataset.product_texts, r, depth) for r in by_engine[kinds[0]].originals]
     shown = queries  # what the expanders see: as typed, or with its typos fixed; the engine runs it as typed
-    if cfg.engine.correct_spelling:
-        speller = Speller.for_plan(dataset.product_texts, by_engine[kinds[0]].plan)
+    speller = build_speller(cfg, dataset, by_engine[kinds[0]].plan)
+    if speller is not None:
         shown = [speller.correct(q, c[: cfg.prompt.context_k]) for q, c in zip(queries, contexts)]
         print(f"expanders see {sum(s != q for s, q in zip(shown, queries))} queries with their typos fixed")
 

@@ -85,11 +85,15 @@ def build_plan(cfg: LeserConfig, dataset: Dataset, kind: str | None = None, engi
     return RetrievalPlan(kind, original, expansion, fusion_settings(cfg, kind), depth=cfg.engine.depth, how=how)
 
 
+def build_speller(cfg: LeserConfig, dataset: Dataset, plan: RetrievalPlan) -> Speller | None:
+    """The speller that fixes the query the expanders see (``[engine] correct_spelling``), or None."""
+    return Speller.for_plan(dataset.product_texts, plan) if cfg.engine.correct_spelling else None
+
+
 def build_reward(cfg: LeserConfig, dataset: Dataset | None = None, plan: RetrievalPlan | None = None) -> SearchReward:
     dataset = dataset or load_dataset(cfg.data.path)
     plan = plan or build_plan(cfg, dataset)
-    speller = Speller.for_plan(dataset.product_texts, plan) if cfg.engine.correct_spelling else None
-    return SearchReward(dataset, plan, cfg.reward, cfg.rules, speller=speller)
+    return SearchReward(dataset, plan, cfg.reward, cfg.rules, speller=build_speller(cfg, dataset, plan))
 
 
 def trainable_queries(cfg: LeserConfig, dataset: Dataset, split: str) -> list[str]:
