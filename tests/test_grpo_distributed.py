@@ -38,7 +38,8 @@ def launch(mode: str, out: Path, options: dict, world: int = 2, killed: bool = F
     for rank in range(world):
         env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
                "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-               "OMP_NUM_THREADS": "1"}
+               "OMP_NUM_THREADS": "1",
+               "PYTHONWARNINGS": "ignore::UserWarning"}  # so a failure's last 3000 characters show the error
         procs.append(subprocess.Popen([sys.executable, str(WORKER), mode, str(out), json.dumps(options)], env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     try:
