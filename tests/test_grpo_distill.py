@@ -190,6 +190,15 @@ def test_distill_spelling_candidates_write_the_corrected_query(tmp_path, tiny_to
     assert summary["kept_from"]["spelling"] == summary["kept"] == 1
     assert example["qid"] == "q0" and example["target"] == "hammer 0" and example["origin"] == "spelling"
     assert summary["fitted"] == 3  # the spelling pick, fine-tuned on three times
+    # With [engine] correct_spelling the reward shows the query fixed, and the written candidates start from it.
+    reward.shown_query = lambda query, titles: query.replace("hamer", "hammer")
+    cfg = DistillConfig(**{**cfg.__dict__, "output_dir": str(tmp_path / "shown"), "spelling_candidates": False,
+                           "spelling_repeats": 1})
+    summary = distill(tiny_llama, tiny_tokenizer, reward, prompt_cfg, ["q0", "q1"], cfg)
+    [example] = [json.loads(line) for line in (tmp_path / "shown" / "examples.jsonl").read_text().splitlines()]
+    assert summary["kept_from"]["context"] == summary["kept"] == 1
+    assert example["qid"] == "q0" and example["target"].startswith("hammer 0 ")
+    assert "hammer 0" in example["prompt"] and "hamer" not in example["prompt"]
     with pytest.raises(ValueError, match="spelling_repeats"):
         DistillConfig(spelling_repeats=0)
     DistillConfig(num_samples=0, spelling_candidates=True)  # a written pool of its own

@@ -25,6 +25,23 @@ def test_precision_is_checked_in_one_line():
         autocast("half", "cpu")
 
 
+
+def test_bf16_on_a_cpu_without_bf16_kernels_warns_in_one_line(monkeypatch):
+    import warnings
+
+    import policy.precision
+
+    monkeypatch.setattr(policy.precision, "cpu_has_bf16_kernels", lambda: False)
+    with pytest.warns(UserWarning, match=r'emulated there, many times slower than fp32.*set precision = "fp32"'):
+        with autocast("bf16", "cpu"):
+            pass
+    monkeypatch.setattr(policy.precision, "cpu_has_bf16_kernels", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with autocast("bf16", "cpu"), autocast("fp32", "cpu"):
+            pass
+
+
 def test_bf16_scores_close_to_fp32_with_ratio_one_and_zero_kl_on_the_first_pass(tmp_path, tiny_tokenizer,
                                                                               tiny_llama):
     trainer = make_trainer(small_config(tmp_path, precision="bf16", micro_batch_groups=2), tiny_tokenizer, tiny_llama)

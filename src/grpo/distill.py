@@ -179,7 +179,10 @@ def collect_examples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptC
                                     generator=generator)
             for i, text in enumerate(rollout.texts):
                 pools[i // cfg.num_samples].append(("samples", parse_completion(text, prompt_cfg.num_expansions)))
-        for pool, qid, query, shown in zip(pools, group, queries, contexts):
+        for pool, qid, typed, shown in zip(pools, group, queries, contexts):
+            # Written on the query as the prompt shows it ([engine] correct_spelling fixes its typos there), so
+            # the pick never teaches the policy to write a word its prompt does not hold.
+            query = reward.shown_query(typed, shown) if hasattr(reward, "shown_query") else typed
             pool.extend(_rule_candidates(query, qid, shown, reward, prompt_cfg, cfg, vocabulary))
             spelled = speller.correct(query, shown) if speller is not None else query
             if spelled != query:  # the same candidates written on the corrected query, and it alone
