@@ -30,11 +30,21 @@ def test_bf16_on_a_cpu_without_bf16_kernels_warns_in_one_line(monkeypatch):
     import warnings
 
     import policy.precision
+    from grpo.distill import DistillConfig
 
     monkeypatch.setattr(policy.precision, "cpu_has_bf16_kernels", lambda: False)
+    policy.precision._warn_emulated_bf16.cache_clear()
     with pytest.warns(UserWarning, match=r'emulated there, many times slower than fp32.*set precision = "fp32"'):
         with autocast("bf16", "cpu"):
             pass
+    with warnings.catch_warnings():  # once a process, not at every step
+        warnings.simplefilter("error")
+        with autocast("bf16", "cpu"):
+            pass
+    policy.precision._warn_emulated_bf16.cache_clear()
+    with warnings.catch_warnings():  # validating a config computes nothing, so it does not warn
+        warnings.simplefilter("error")
+        DistillConfig(precision="bf16")
     monkeypatch.setattr(policy.precision, "cpu_has_bf16_kernels", lambda: True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -32,7 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from policy import PromptConfig, completion_logprobs, parse_completion, sample_groups
-from policy.precision import autocast
+from policy.precision import autocast, check_precision
 from retrieval import CatalogVocabulary, Speller, term_expansions, title_expansions
 from grpo.batch import make_prompts
 from grpo.host import use_cores
@@ -121,7 +121,7 @@ class DistillConfig:
             raise ValueError("label_terms and spelling_repeats must be >= 1")
         if self.label_source not in LABEL_SOURCES:
             raise ValueError(f"label_source must be one of {LABEL_SOURCES}, got {self.label_source!r}")
-        autocast(self.precision, "cpu")  # validates precision
+        check_precision(self.precision)
         if self.learning_rate <= 0 or self.temperature <= 0:
             raise ValueError("learning_rate and temperature must be > 0")
         if self.optim not in OPTIMIZERS:

@@ -17,18 +17,20 @@ import torch
 PRECISIONS = ("fp32", "bf16")
 
 
-def autocast(precision: str, device: torch.device | str):
-    """A context manager that runs its forward passes in ``precision`` on ``device`` (``fp32``: a no-op)."""
+def check_precision(precision: str) -> None:
+    """Raise a one-line error unless ``precision`` is one of :data:`PRECISIONS`."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+
+
+def autocast(precision: str, device: torch.device | str):
+    """A context manager that runs its forward passes in ``precision`` on ``device`` (``fp32``: a no-op)."""
+    check_precision(precision)
     if precision == "fp32":
         return contextlib.nullcontext()
     device_type = torch.device(device).type
     if device_type == "cpu" and not cpu_has_bf16_kernels():
-        warnings.warn(f'precision "bf16" on a CPU without AVX-512 (torch reports '
-                      f'{torch.backends.cpu.get_cpu_capability()}): bf16 matrix products are emulated there, many '
-                      f'times slower than fp32 (a warm-start batch: 359 s against 5 s); set precision = "fp32"',
-                      stacklevel=2)
+        _warn_emulated_bf16()
     return torch.autocast(device_type, dtype=torch.bfloat16)
 
 
@@ -41,13 +43,21 @@ def cpu_has_bf16_kernels() -> bool:
         return True
 
 
+@functools.cache
+def _warn_emulated_bf16() -> None:
+    """Once a process: the run asked for bf16 on a CPU that emulates it."""
+    warnings.warn(f'precision "bf16" on a CPU without AVX-512 (torch reports '
+                  f'{torch.backends.cpu.get_cpu_capability()}): bf16 matrix products are emulated there, many times '
+                  f'slower than fp32 (a warm-start batch: 359 s against 5 s); set precision = "fp32"', stacklevel=3)
+
+
 def frozen_copy(model: torch.nn.Module, precision: str) -> torch.nn.Module:
     """A frozen copy of ``model`` for forward passes under :func:`autocast` (the reference model, the sampler).
 
     Under ``bf16`` its ``nn.Linear`` weights are stored in bf16: autocast would cast them to exactly that at every
     forward, and on CPU that cast costs as much as a one-token product. Everything else stays as it is.
     """
-    autocast(precision, "cpu")  # validates precision
+    check_precision(precision)
     frozen = copy.deepcopy(model).eval().requires_grad_(False)
     if precision == "bf16":
         for module in frozen.modules():
@@ -73,7 +83,7 @@ class SamplingCopy:
     """
 
     def __init__(self, model: torch.nn.Module, precision: str):
-        autocast(precision, "cpu")  # validates precision
+        check_precision(precision)
         self.source = model
         self.copy = frozen_copy(model, precision) if precision == "bf16" else None
 
