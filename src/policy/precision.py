@@ -48,7 +48,7 @@ def _warn_emulated_bf16() -> None:
     """Once a process: the run asked for bf16 on a CPU that emulates it."""
     warnings.warn(f'precision "bf16" on a CPU without AVX-512 (torch reports '
                   f'{torch.backends.cpu.get_cpu_capability()}): bf16 matrix products are emulated there, many times '
-                  f'slower than fp32 (a warm-start batch: 359 s against 5 s); set precision = "fp32"', stacklevel=3)
+                  f'slower than fp32 (a warm-start batch: 359 s against 14 s); set precision = "fp32"', stacklevel=3)
 
 
 def frozen_copy(model: torch.nn.Module, precision: str) -> torch.nn.Module:

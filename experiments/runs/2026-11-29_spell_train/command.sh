@@ -4,7 +4,7 @@
 # as typed). Warm start, then GRPO stopped with SIGTERM once checkpoint-100 existed (not the recipe's 200: at 29 s a step
 # here, 200 steps did not fit the session); then 300
 # VALID queries, hybrid, typos fixed at eval too. From the repository root on the 2-core CPU (~100 min). In fp32:
-# this session's VM has no AVX-512 (torch reports AVX2), and a bf16 SFT batch took 359 s instead of 5 s.
+# this session's VM has no AVX-512 (torch reports AVX2), and a bf16 SFT batch took 359 s (fp32: 14 s).
 set -uo pipefail
 export LESER_DATA=${LESER_DATA:-../shared/data/home_depot}
 SETS=(--set engine.correct_spelling=true --set train.precision='"fp32"' --set distill.precision='"fp32"' --set 'train.output_dir="runs/spell_train"'
