@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # No-model lines on 300 VALID queries, hybrid plan: the query with one word dropped, and the query plus a shown
-# title's new words; each family's first 3 lines together and its per-query oracle line. At 7944918 + the probe.
+# title's new words; each family's first 3 lines together, its per-query oracle line, and a greedy oracle of up
+# to 3 lines from both. At 32baacc + the probe.
 # From the repository root on the 2-core CPU (~4 min, most of it encoding the catalog once).
 set -euo pipefail
 export LESER_DATA=${LESER_DATA:-../shared/data/home_depot}
