@@ -25,7 +25,6 @@ def test_precision_is_checked_in_one_line():
         autocast("half", "cpu")
 
 
-
 def test_bf16_on_a_cpu_without_bf16_kernels_warns_in_one_line(monkeypatch):
     import warnings
 
