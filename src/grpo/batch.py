@@ -47,9 +47,14 @@ def make_prompts(tokenizer, reward, qids: list[str], prompt_cfg: PromptConfig
     and validation all prompt the policy."""
     contexts = reward.context(qids, prompt_cfg.context_k)
     queries = [reward.dataset.queries[q] for q in qids]
-    shown = getattr(reward, "shown_query", None)  # a reward without one shows the query as typed
-    prompts = [build_prompt(tokenizer, shown(q, c) if shown else q, c, prompt_cfg) for q, c in zip(queries, contexts)]
+    prompts = [build_prompt(tokenizer, shown_query(reward, q, c), c, prompt_cfg) for q, c in zip(queries, contexts)]
     return queries, prompts, contexts
+
+
+def shown_query(reward, query: str, titles: list[str]) -> str:
+    """The query as the policy's prompt shows it next to ``titles``: the reward's (typos fixed under ``[engine]
+    correct_spelling``), or as typed for a reward without a ``shown_query``."""
+    return reward.shown_query(query, titles) if hasattr(reward, "shown_query") else query
 
 
 @dataclass

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from policy import PromptConfig, completion_logprobs, parse_completion, sample_groups
 from policy.precision import autocast, check_precision
 from retrieval import CatalogVocabulary, Speller, term_expansions, title_expansions
-from grpo.batch import make_prompts
+from grpo.batch import make_prompts, shown_query
 from grpo.host import use_cores
 from grpo.model_card import write_settings
 from grpo.provenance import provenance
@@ -180,9 +180,7 @@ def collect_examples(model, tokenizer, reward: SearchReward, prompt_cfg: PromptC
             for i, text in enumerate(rollout.texts):
                 pools[i // cfg.num_samples].append(("samples", parse_completion(text, prompt_cfg.num_expansions)))
         for pool, qid, typed, shown in zip(pools, group, queries, contexts):
-            # Written on the query as the prompt shows it ([engine] correct_spelling fixes its typos there), so
-            # the pick never teaches the policy to write a word its prompt does not hold.
-            query = reward.shown_query(typed, shown) if hasattr(reward, "shown_query") else typed
+            query = shown_query(reward, typed, shown)  # as the prompt shows it: no pick writes a word it lacks
             pool.extend(_rule_candidates(query, qid, shown, reward, prompt_cfg, cfg, vocabulary))
             spelled = speller.correct(query, shown) if speller is not None else query
             if spelled != query:  # the same candidates written on the corrected query, and it alone

@@ -155,8 +155,8 @@ def cmd_expand(args) -> int:
     reward, model, tokenizer = _expander(cfg)
     [context], [judged] = _expand_batch([query], reward, model, tokenizer, cfg)
     print(f"query: {query}")
-    if reward.shown_query(query, context) != query:  # [engine] correct_spelling fixed a typo
-        print(f"shown to the policy as: {reward.shown_query(query, context)}")
+    if (shown := reward.shown_query(query, context)) != query:  # [engine] correct_spelling fixed a typo
+        print(f"shown to the policy as: {shown}")
     print(f"context ({len(context)} results):")
     for i, title in enumerate(context, 1):
         print(f"  {i}. {title}")
