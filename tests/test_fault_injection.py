@@ -210,6 +210,17 @@ def test_nan_steps_in_a_row_stop_the_run_before_any_checkpoint(tmp_path, tiny_to
     assert [p.name for p in checkpoint_dirs(cfg.output_dir)] == ["checkpoint-1"]
 
 
+def test_a_fresh_run_hides_the_events_of_an_earlier_run_that_never_checkpointed(tmp_path, tiny_tokenizer):
+    from torch.utils.tensorboard import SummaryWriter
+
+    cfg = small_config(tmp_path, max_steps=2, save_steps=100, eval_queries=0)
+    with SummaryWriter(str(Path(cfg.output_dir) / "tb")) as stale:  # a run killed before its first checkpoint
+        for step in range(1, 6):
+            stale.add_scalar("reward/total/mean", 99.0, step)
+    make_trainer(cfg, tiny_tokenizer, build_tiny_llama(tiny_tokenizer)).train()
+    assert scalar_steps(Path(cfg.output_dir), "reward/total/mean") == [1, 2]
+
+
 @pytest.mark.parametrize("gain", ["nan", "inf", "-inf"])
 def test_a_non_finite_gain_in_the_data_is_refused_with_file_and_line(tmp_path, gain):
     import shutil

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 
@@ -231,7 +232,8 @@ class GRPOTrainer(PolicyUpdate):
             return NullWriter()
         write_run_config(self.output_dir, self.run_config, self.state.step)
         # A killed run may have logged steps past its last checkpoint; the resumed run logs them again.
-        return SummaryWriter(str(self.output_dir / "tb"), purge_step=self.state.step + 1 if self.state.step else None)
+        # A fresh run (step 0) also hides the events of an earlier one in this folder that never checkpointed.
+        return SummaryWriter(str(self.output_dir / "tb"), purge_step=self.state.step + 1 if self.state.step else 0)
 
     def train(self, resume: bool = False, overwrite: bool = False) -> dict:
         """Run to ``max_steps`` (or ``max_time_s``) and validate; returns the before/after rewards.
@@ -239,56 +241,57 @@ class GRPOTrainer(PolicyUpdate):
         On SIGTERM/SIGINT the current step finishes, a checkpoint is written and the result is
         ``{"stopped_by": <signal>, "step": ..., "checkpoint": ...}`` instead (no final validation)."""
         cfg = self.cfg
-        writer = self.start(resume, overwrite)
-        if self.state.step == 0 or "valid/reward/total@start" not in self.state.history:
-            before = self.validation_reward()
-            self.state.history.update({f"{k}@start": v for k, v in before.items()})
-            log_scalars(writer, before, 0)
-            if self.dist.is_main:
-                print("valid reward before training: " + reward_summary(before))
+        # closing: the events reach the disk however the loop ends (a stop, a non-finite run, an error).
+        with closing(self.start(resume, overwrite)) as writer:
+            if self.state.step == 0 or "valid/reward/total@start" not in self.state.history:
+                before = self.validation_reward()
+                self.state.history.update({f"{k}@start": v for k, v in before.items()})
+                log_scalars(writer, before, 0)
+                if self.dist.is_main:
+                    print("valid reward before training: " + reward_summary(before))
 
-        bar = tqdm(total=cfg.max_steps, initial=self.state.step, desc="grpo", dynamic_ncols=True,
-                   disable=not self.dist.is_main)
-        started = time.perf_counter()
-        with GracefulStop() as stop:
-            while self.state.step < cfg.max_steps:
-                timer, t0 = PhaseTimer(), time.perf_counter()
-                batch = self.rollout_with_dynamic_sampling(timer)
-                update_stats, skipped = self.update(batch, timer)
-                self.state.step += 1
-                step, step_time = self.state.step, time.perf_counter() - t0
-                # Read once (a signal from here on is handled after the next step) and agreed by all processes:
-                # torchrun passes a signal to each, and they must stop after the same step.
-                out_of_time = cfg.max_time_s is not None and time.perf_counter() - started >= cfg.max_time_s
-                any_signal, out_of_time = self.dist.any(stop.received is not None, out_of_time)
-                stopping = stop.received or ("a signal to another process" if any_signal else None)
-                check_skipped_step(skipped, self.state, cfg.max_nonfinite_steps, step)
-                if step % cfg.logging_steps == 0 or skipped:
-                    lr = self.scheduler.get_last_lr()[0]
-                    metrics = step_metrics(batch, update_stats, timer.seconds, step_time, lr, self.dist)
-                    log_scalars(writer, {**metrics, "train/skipped_steps": self.state.skipped_steps}, step)
-                if step % cfg.log_completions_steps == 0:
-                    writer.add_text("completions", completions_markdown(batch), step)
-                if step % cfg.save_steps == 0 or step == cfg.max_steps or out_of_time or stopping:
-                    path = self.save()
-                bar.update(1)
-                phases = " ".join(f"{k}={v:.1f}s" for k, v in timer.seconds.items())
-                bar.set_postfix_str(f"reward={batch.parts.total.mean().item():.3f} step={step_time:.1f}s ({phases})")
-                if stopping:
-                    bar.close()
-                    writer.close()
-                    return {"stopped_by": stopping, "step": step, "checkpoint": str(path)}
-                if out_of_time:
-                    if self.dist.is_main:
-                        print(f"\nmax_time_s={cfg.max_time_s:g} reached after step {step}: stopping")
-                    break
-        bar.close()
+            bar = tqdm(total=cfg.max_steps, initial=self.state.step, desc="grpo", dynamic_ncols=True,
+                       disable=not self.dist.is_main)
+            started = time.perf_counter()
+            with GracefulStop() as stop:
+                while self.state.step < cfg.max_steps:
+                    timer, t0 = PhaseTimer(), time.perf_counter()
+                    batch = self.rollout_with_dynamic_sampling(timer)
+                    update_stats, skipped = self.update(batch, timer)
+                    self.state.step += 1
+                    step, step_time = self.state.step, time.perf_counter() - t0
+                    # Read once (a signal from here on is handled after the next step) and agreed by all processes:
+                    # torchrun passes a signal to each, and they must stop after the same step.
+                    out_of_time = cfg.max_time_s is not None and time.perf_counter() - started >= cfg.max_time_s
+                    any_signal, out_of_time = self.dist.any(stop.received is not None, out_of_time)
+                    stopping = stop.received or ("a signal to another process" if any_signal else None)
+                    check_skipped_step(skipped, self.state, cfg.max_nonfinite_steps, step)
+                    if step % cfg.logging_steps == 0 or skipped:
+                        lr = self.scheduler.get_last_lr()[0]
+                        metrics = step_metrics(batch, update_stats, timer.seconds, step_time, lr, self.dist)
+                        log_scalars(writer, {**metrics, "train/skipped_steps": self.state.skipped_steps}, step)
+                    if step % cfg.log_completions_steps == 0:
+                        writer.add_text("completions", completions_markdown(batch), step)
+                    if step % cfg.save_steps == 0 or step == cfg.max_steps or out_of_time or stopping:
+                        path = self.save()
+                    bar.update(1)
+                    phases = " ".join(f"{k}={v:.1f}s" for k, v in timer.seconds.items())
+                    reward = batch.parts.total.mean().item()
+                    bar.set_postfix_str(f"reward={reward:.3f} step={step_time:.1f}s ({phases})")
+                    if stopping:
+                        bar.close()
+                        return {"stopped_by": stopping, "step": step, "checkpoint": str(path)}
+                    if out_of_time:
+                        if self.dist.is_main:
+                            print(f"\nmax_time_s={cfg.max_time_s:g} reached after step {step}: stopping")
+                        break
+            bar.close()
 
-        after = self.validation_reward()
-        log_scalars(writer, after, self.state.step)
-        result = {**self.state.history, **{f"{k}@end": v for k, v in after.items()}}
-        writer.add_hparams(flat_hparams(self.run_config), {f"hparam/{k}": v for k, v in result.items() if "total" in k})
-        writer.close()
+            after = self.validation_reward()
+            log_scalars(writer, after, self.state.step)
+            result = {**self.state.history, **{f"{k}@end": v for k, v in after.items()}}
+            writer.add_hparams(flat_hparams(self.run_config),
+                               {f"hparam/{k}": v for k, v in result.items() if "total" in k})
         if self.dist.is_main:
             (self.output_dir / "result.json").write_text(json.dumps({**result, **provenance(self.run_config)},
                                                                     indent=1))
