@@ -31,10 +31,11 @@ test-slow:
 # $(MUTATION_REPORT); minutes on 2 cores. Needs the `mutation` extra: pip install -e ".[mutation]".
 MUTATION_REPORT ?= mutants/report.txt
 MUTATION_JOBS ?= 2
+# One thread a mutant: mutmut's limit is CPU time, which torch's idle threads would spend spinning.
 mutation:
 	@$(PYTHON) -c "import mutmut" 2>/dev/null || { echo 'mutmut is not installed: pip install -e ".[mutation]"'; exit 1; }
 	rm -rf mutants
-	PYTHONPATH=src $(PYTHON) -m mutmut run --max-children $(MUTATION_JOBS) > /dev/null
+	OMP_NUM_THREADS=1 PYTHONPATH=src $(PYTHON) -m mutmut run --max-children $(MUTATION_JOBS) > /dev/null
 	$(PYTHON) -m mutmut export-cicd-stats > /dev/null
 	$(PYTHON) -m mutmut results --all true > $(MUTATION_REPORT)
 	@cat mutants/mutmut-cicd-stats.json; echo; grep -Ev ": killed$$" $(MUTATION_REPORT) || echo "no surviving mutants"

@@ -7,7 +7,7 @@ import torch
 
 from retrieval import Dataset
 from retrieval.plan import FusionSettings, RetrievalPlan
-from reward import RewardConfig, RulesConfig, SearchReward, check, usable
+from reward import RewardConfig, RulesConfig, SearchReward, check, judge, usable
 
 RULES = RulesConfig(max_expansions=3, max_words=4, max_chars=30, banned_terms=["cheap"])
 
@@ -33,6 +33,11 @@ RULES = RulesConfig(max_expansions=3, max_words=4, max_chars=30, banned_terms=["
         (["www.drills.com"], ["url_or_price"]),
         (["perceuse sans fil", "taladro inalámbrico"], []),  # non-ASCII is printable
         (["drill", "drill", "drill", "drill"], ["count", "duplicate", "equals_query"]),
+        # the limits themselves are allowed: 3 expansions, 4 words, 30 characters
+        (["drill bit", "saw", "hammer"], []),
+        (["one two three four"], []),
+        (["x" * 30], []),
+        (["cordless drill", "cordlessdrill"], ["duplicate"]),  # spaces are ignored, not replaced
     ],
 )
 def test_rules(expansions, expected):
@@ -43,6 +48,31 @@ def test_usable_keeps_first_distinct_valid_expansions():
     got = usable(["drill", "Drill Set", "drill set", "cheap drill", "impact driver", "hammer drill", "saw"],
                  "drill", RULES)
     assert got == ["Drill Set", "impact driver", "hammer drill"]
+
+
+def test_judge_names_why_each_dropped_expansion_was_dropped():
+    rules = RulesConfig(max_expansions=2)
+    answer = ["oak desk drawer", "OAK DESK", "x", "oak  desk drawer", "oak writing desk", "oak desk shelf"]
+    got = judge("oak desk", answer, rules)
+    assert got == {
+        "query": "oak desk",
+        "expansions": ["oak desk drawer", "oak writing desk"],
+        "dropped": [{"expansion": "OAK DESK", "violations": ["equals_query"]},
+                    {"expansion": "x", "violations": ["too_short"]},
+                    {"expansion": "oak  desk drawer", "violations": ["duplicate"]},  # fine alone, a repeat here
+                    {"expansion": "oak desk shelf", "violations": ["count"]}],  # fine, but after 2 kept ones
+        "violations": ["count", "too_short", "duplicate", "equals_query"],  # the whole answer, as the reward sees it
+    }
+    assert judge("oak desk", [], rules) == {"query": "oak desk", "expansions": [], "dropped": [],
+                                            "violations": ["unparsable"]}
+    # an exact repeat of a kept expansion, wherever it comes, is a duplicate, not kept twice
+    got = judge("oak desk", ["oak desk drawer", "oak writing desk", "oak writing desk", "oak desk drawer"], rules)
+    assert got["expansions"] == ["oak desk drawer", "oak writing desk"]
+    assert got["dropped"] == [{"expansion": "oak writing desk", "violations": ["duplicate"]},
+                              {"expansion": "oak desk drawer", "violations": ["duplicate"]}]
+    # a dropped expansion's reasons are its own: the answer's count is not one of them
+    got = judge("oak desk", ["oak desk drawer", "x"], RulesConfig(min_expansions=2))
+    assert got["dropped"] == [{"expansion": "x", "violations": ["too_short"]}]
 
 
 class FakeEngine:
@@ -99,6 +129,30 @@ def test_reward_parts_by_hand():
     assert engine.calls == [["impact driver", "hammer drill"], ["drill"]]
 
 
+def test_relevance_on_expansions_is_the_mean_of_their_own_ndcg():
+    env, _ = make_env()
+    parts = env.score(["q", "q"], [["impact driver", "hammer drill"], []])
+    ideal = 2 + 2 / math.log2(3)
+    assert parts.relevance[0].item() == pytest.approx((2 / ideal + (1 + 2 / math.log2(3)) / ideal) / 2, abs=1e-5)
+    assert parts.relevance[1].item() == 0.0  # no expansion: no relevance (the total is the unparsable floor)
+
+
+def test_a_query_without_judgements_gains_nothing():
+    env, _ = make_env(deep_weight=1.0)
+    env.dataset.queries["unjudged"] = "drill"
+    parts = env.score(["unjudged"], [["impact driver"]])
+    assert [parts.relevance.item(), parts.coverage.item(), parts.deep.item()] == [0.0, 0.0, 0.0]
+
+
+def test_headroom_searches_the_queries_in_chunks_of_512():
+    env, engine = make_env()
+    qids = [f"q{i}" for i in range(600)]
+    env.dataset.queries.update({q: "drill" for q in qids})
+    env.dataset.qrels.update({q: {3: 2.0} for q in qids})  # the original [0, 1, 2] misses item 3
+    assert env.with_headroom(qids) == qids
+    assert [len(texts) for texts in engine.calls] == [512, 88]
+
+
 def test_relevance_on_fused_list_by_hand():
     env, _ = make_env(relevance_on="fused")
     parts = env.score(["q", "q"], [["impact driver"], ["title 9"]])
@@ -110,7 +164,7 @@ def test_relevance_on_fused_list_by_hand():
 
 
 def test_relevance_on_fused_needs_labels():
-    with pytest.raises(ValueError, match="relevance_on"):
+    with pytest.raises(ValueError, match=r"^reward\.relevance_on = 'fused' needs reward\.relevance = 'labels'$"):
         make_env(relevance_on="fused", relevance="label_free")
     with pytest.raises(ValueError, match="relevance_on"):
         make_env(relevance_on="merged")
@@ -156,14 +210,33 @@ def test_shown_query_is_typed_or_spelled_and_prompts_show_it(tiny_tokenizer):
     assert engine.calls[0] == ["cordles drill"] and contexts == [["Cordless Drill", "Drill Bits"]]
 
 
+def test_the_shown_titles_break_the_spellers_ties():
+    from retrieval import Speller
+
+    env, engine = make_env()
+    env.dataset.product_texts[:] = ["Walnut Table", "Walnut Table Lamp", "Wallet Tray", "Saw", "Tape", "Level"]
+    speller = Speller.for_plan(env.dataset.product_texts, env.plan)
+    env = SearchReward(env.dataset, env.plan, env.cfg, env.rules, speller=speller)
+    # 'walnet' is one letter from 'walnut' (2 titles) and from 'wallet' (1): the titles on screen decide.
+    assert env.shown_query("walnet tray", ["Saw"]) == "walnut tray"
+    assert env.shown_query("walnet tray", ["Wallet Tray"]) == "wallet tray"
+
+
 def test_bad_relevance_mode():
     with pytest.raises(ValueError, match="relevance"):
         make_env(relevance="clicks")
 
 
 def test_label_free_needs_a_dense_expansion_engine():
-    with pytest.raises(ValueError, match="dense engine"):
+    with pytest.raises(ValueError, match=r"^reward\.relevance = 'label_free' needs a plan whose expansions go to "
+                                         r"the dense engine$"):
         make_env(relevance="label_free")
+
+
+def test_reward_cut_offs_must_fit_in_the_plan_depth():
+    env, _ = make_env()
+    with pytest.raises(ValueError, match=r"^reward cut-offs \(2, 4\) exceed the plan depth 3$"):
+        SearchReward(env.dataset, env.plan, RewardConfig(relevance_k=2, coverage_k=4), RulesConfig())
 
 
 def test_label_free_parts_by_hand():
@@ -185,6 +258,13 @@ def test_label_free_parts_by_hand():
     # 'hammer drill' top-2 = [5, 3]: cosines [0, 0.7071]; the mean over both expansions' 4 items is 0.3536.
     assert parts.relevance[1].item() == pytest.approx(0.5 * 2 ** -0.5, abs=1e-5)
     assert calls == [["drill"]]  # the query is encoded once for all its completions
+    assert parts.deep.tolist() == [0.0, 0.0]  # the deep term needs labels
+    # 'drill bits' finds only item 0 (row 0 of the catalog: a result, cosine 0.7071), which the original's top 3
+    # already holds: relevance (0.7071 + 0) / 2, no coverage.
+    engine.table["drill bits"] = [0]
+    parts = env.score(["q"], [["drill bits"]])
+    assert parts.relevance[0].item() == pytest.approx(0.5 * 2 ** -0.5, abs=1e-5)
+    assert parts.coverage[0].item() == 0.0
 
 
 def test_headroom_keeps_only_queries_an_expansion_can_improve():
