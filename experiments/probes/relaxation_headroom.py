@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from grpo.distill import relevant_titles
 from leser.config import load_config
 from leser.evaluate import EngineScores, paired, per_query_scores, provenance
-from grpo.distill import relevant_titles
 from leser.runtime import Engines, build_plan, trainable_queries
 from retrieval import CatalogVocabulary, load_dataset, term_expansions, title_expansions
 from retrieval.plan import top_titles
