@@ -213,7 +213,7 @@ def test_shown_query_is_typed_or_spelled_and_prompts_show_it(tiny_tokenizer):
 def test_the_shown_titles_break_the_spellers_ties():
     from retrieval import Speller
 
-    env, engine = make_env()
+    env, _ = make_env()
     env.dataset.product_texts[:] = ["Walnut Table", "Walnut Table Lamp", "Wallet Tray", "Saw", "Tape", "Level"]
     speller = Speller.for_plan(env.dataset.product_texts, env.plan)
     env = SearchReward(env.dataset, env.plan, env.cfg, env.rules, speller=speller)
