@@ -201,3 +201,19 @@ def test_eval_with_correct_spelling_shows_the_expanders_the_fixed_query(eval_ove
     seen.clear()
     run_evaluation(load_config(None, overrides))  # off (the default): every expander sees the query as typed
     assert next(iter(seen.values()))[typo] == typo
+
+
+def test_the_prf_row_writes_as_many_lines_as_the_policy():
+    """The no-model row's budget is the policy's: one line per top title, ``[prompt] num_expansions`` of them."""
+    from leser.evaluate import pseudo_relevance_expansions
+
+    titles = ["cordless drill kit with battery", "dewalt cordless drill", "impact driver drill set", "drill bits"]
+    for n in (1, 2, 3):
+        out = pseudo_relevance_expansions(load_config(None, [f"prompt.num_expansions={n}"]), ["drill"], [titles])
+        assert out.expansions == [["drill cordless kit with battery", "drill dewalt cordless",
+                                   "drill impact driver set"][:n]]
+        assert out.generation["lines"] == n
+    # within the platform's limit on lines, and as asked for the one-line row
+    capped = load_config(None, ["prompt.num_expansions=3", "rules.max_expansions=2"])
+    assert len(pseudo_relevance_expansions(capped, ["drill"], [titles]).expansions[0]) == 2
+    assert len(pseudo_relevance_expansions(capped, ["drill"], [titles], lines=1).expansions[0]) == 1

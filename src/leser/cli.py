@@ -1,4 +1,4 @@
-"""``leser train | distill | eval | expand | precompute | merge``: a thin layer that reads the config and calls the packages."""
+"""``leser train | distill | eval | judge | expand | precompute | merge``: a thin layer that reads the config and calls the packages."""
 from __future__ import annotations
 
 import argparse
@@ -232,6 +232,16 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_judge(args) -> int:
+    """``judge train``: fine-tune the relevance judge on the training split, then report it on valid;
+    ``judge eval``: only the report, for the judge in ``[judge] model``."""
+    from leser import judge
+
+    cfg = _config(args)
+    judge.train(cfg) if args.action == "train" else judge.evaluate(cfg)
+    return 0
+
+
 def cmd_show_config(args) -> int:
     from leser.config import to_toml
 
@@ -292,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precomputed", help="JSONL from leser precompute: head queries answered without generating")
     p.add_argument("--micro-batch", type=int, default=8, help="most queries per generate call")
     p.set_defaults(func=cmd_serve)
+
+    p = common(sub.add_parser("judge", help="train the relevance judge (training split), or report it (valid)"))
+    p.add_argument("action", choices=("train", "eval"))
+    p.set_defaults(func=cmd_judge)
 
     p = common(sub.add_parser("config", help="print the resolved config as TOML (--config reads it back)"))
     p.set_defaults(func=cmd_show_config)

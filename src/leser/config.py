@@ -2,7 +2,7 @@
 
 Each TOML table maps to the dataclass of the package that owns those options:
 ``[data]``, ``[engine]``, ``[policy]``, ``[eval]`` here; ``[prompt]`` and ``[lora]`` from ``policy``;
-``[rules]`` and ``[reward]`` from ``reward``; ``[train]`` is :class:`grpo.GRPOConfig`, ``[distill]`` the best-of-N warm start.
+``[rules]`` and ``[reward]`` from ``reward``; ``[train]`` is :class:`grpo.GRPOConfig`, ``[distill]`` the best-of-N warm start, ``[judge]`` the relevance judge.
 Unknown tables or keys are errors: a typo must not silently fall back to a default.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ from grpo.config import GRPOConfig
 from grpo.distill import DistillConfig
 from policy import LoraConfig, PromptConfig
 from reward import RewardConfig, RulesConfig
+from reward.judge_train import JudgeConfig
 
 
 class ConfigError(ValueError):
@@ -100,8 +101,11 @@ class EvalConfig:
     zero_shot: bool = True
     """Add the untrained base policy's expansions as a row."""
     pseudo_relevance: bool = True
-    """Add a row with no model: the query plus its top result's new words, one expansion. It costs no
-    generation, and it is the floor a context-aware policy should clear, since the policy sees that title."""
+    """Add a row with no model: the query plus the new words of each of its top results' titles, one line a
+    title, as many lines as the policy writes (``[prompt] num_expansions``). It costs no generation, and it is
+    the floor a context-aware policy should clear at the same budget, since the policy sees those titles."""
+    pseudo_relevance_one_line: bool = False
+    """Also add the one-line version (the top title only), labelled as the smaller budget it is."""
     engines: list[str] = field(default_factory=lambda: ["dense", "bm25", "hybrid"])
     """Every row is scored on each of these plans, against that plan's own original query. The context the
     policies see comes from ``[engine]``'s plan; the other plans use their default fusion settings."""
@@ -128,6 +132,7 @@ class LeserConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -30,6 +30,8 @@ METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "coverage_increment")
 PAIRED_METRICS = ("ndcg@10", "recall@100")
 """The metrics each expansion row is compared on, query by query."""
 ORIGINAL, PSEUDO_RELEVANCE = "original query", "pseudo-relevance feedback (no model)"
+PSEUDO_RELEVANCE_ONE_LINE = "pseudo-relevance feedback, 1 line (smaller budget)"
+"""``[eval] pseudo_relevance_one_line``: the earlier no-model row, one line; not an equal-budget baseline."""
 
 
 @dataclass
@@ -109,15 +111,18 @@ def generate_expansions(model_path: str | None, cfg: LeserConfig, queries: list[
 
 
 def pseudo_relevance_expansions(cfg: LeserConfig, queries: list[str], contexts: list[list[str]],
-                                shown: list[str] | None = None) -> Expansions:
-    """One expansion per query, no model: the query (as ``shown``, default as typed) plus the new words of the
-    top context title."""
+                                shown: list[str] | None = None, lines: int | None = None) -> Expansions:
+    """No model: the query (as ``shown``, default as typed) plus the new words of each of the top ``lines``
+    context titles, one line a title. ``lines`` defaults to the policy's budget (``[prompt] num_expansions``,
+    within ``[rules] max_expansions``), so the no-model row writes as many lines as the policy."""
     start = time.perf_counter()
-    expansions = [title_expansions(q, c[:1], cfg.rules.max_words, cfg.rules.max_chars)
+    lines = lines or min(cfg.prompt.num_expansions, cfg.rules.max_expansions)
+    expansions = [title_expansions(q, c[:lines], cfg.rules.max_words, cfg.rules.max_chars)
                   for q, c in zip(shown or queries, contexts)]
     return Expansions(expansions, [check(e, q, cfg.rules) for e, q in zip(expansions, queries)],
                       time.perf_counter() - start,
-                      {"method": "query + new words of the top result's title", "max_words": cfg.rules.max_words})
+                      {"method": f"query + new words of each of the top {lines} titles, a line each", "lines": lines,
+                       "max_words": cfg.rules.max_words})
 
 
 class EngineScores:
@@ -196,6 +201,7 @@ def run_evaluation(cfg: LeserConfig) -> dict:
                  for k in tqdm(kinds, desc="original queries", unit="engine")}
     queries = [dataset.queries[q] for q in qids]
     policies = [(PSEUDO_RELEVANCE, None)] if cfg.eval.pseudo_relevance else []
+    policies += [(PSEUDO_RELEVANCE_ONE_LINE, None)] if cfg.eval.pseudo_relevance_one_line else []
     policies += [("zero-shot base model", cfg.policy.model or "")] if cfg.eval.zero_shot else []
     policies += _checkpoint_rows(cfg)
     # Each policy's prompt then shows the first context_k titles it was trained with.
@@ -220,8 +226,11 @@ def run_evaluation(cfg: LeserConfig) -> dict:
     with (out_dir / "expansions.jsonl").open("w") as jsonl:
         for label, path in policies:
             print(f"- {label}", flush=True)
-            out = (pseudo_relevance_expansions(cfg, queries, contexts, shown) if label == PSEUDO_RELEVANCE
-                   else generate_expansions(path or None, cfg, queries, contexts, shown))
+            if label in (PSEUDO_RELEVANCE, PSEUDO_RELEVANCE_ONE_LINE):
+                lines = 1 if label == PSEUDO_RELEVANCE_ONE_LINE else None
+                out = pseudo_relevance_expansions(cfg, queries, contexts, shown, lines=lines)
+            else:
+                out = generate_expansions(path or None, cfg, queries, contexts, shown)
             for scores in by_engine.values():
                 scores.add(label, out.expansions)
                 report["rows"].append(asdict(scores.row(label, out)))

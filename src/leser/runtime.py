@@ -9,6 +9,7 @@ from leser.config import ConfigError, LeserConfig
 from retrieval import Dataset, Speller, load_dataset
 from retrieval.plan import DEFAULT_FUSION, PLAN_KINDS, FusionSettings, RetrievalPlan
 from reward import SearchReward
+from reward.search_reward import JUDGED_MODES
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +94,18 @@ def build_speller(cfg: LeserConfig, dataset: Dataset, plan: RetrievalPlan) -> Sp
 def build_reward(cfg: LeserConfig, dataset: Dataset | None = None, plan: RetrievalPlan | None = None) -> SearchReward:
     dataset = dataset or load_dataset(cfg.data.path)
     plan = plan or build_plan(cfg, dataset)
-    return SearchReward(dataset, plan, cfg.reward, cfg.rules, speller=build_speller(cfg, dataset, plan))
+    judge = None
+    if cfg.reward.relevance in JUDGED_MODES:
+        from leser.judge import load_judge
+
+        judge = load_judge(cfg)
+    return SearchReward(dataset, plan, cfg.reward, cfg.rules, speller=build_speller(cfg, dataset, plan), judge=judge)
 
 
 def trainable_queries(cfg: LeserConfig, dataset: Dataset, split: str) -> list[str]:
     """Query ids of ``split`` that can teach something: with labels, those with a relevant item."""
     qids = dataset.split(split)
-    if cfg.reward.relevance == "labels":
+    if cfg.reward.relevance in ("labels", "mixed"):
         qids = [q for q in qids if dataset.relevant(q)]
     return sorted(qids)
 

@@ -14,7 +14,9 @@ from retrieval.metrics import query_metrics
 from retrieval.plan import Lists, RetrievalPlan, top_titles
 from reward.rules import RulesConfig, check, usable
 
-RELEVANCE_MODES = ("labels", "label_free")
+RELEVANCE_MODES = ("labels", "label_free", "judge", "mixed")
+JUDGED_MODES = ("judge", "mixed")
+"""The modes that read a :class:`reward.judge.RelevanceJudge`."""
 RELEVANCE_TARGETS = ("expansions", "fused")
 
 
@@ -25,7 +27,11 @@ class RewardConfig:
     relevance: str = "labels"
     """``labels``: nDCG@relevance_k of each expansion's own results against the judgments, averaged over
     expansions. ``label_free``: the mean cosine between the original query and those results, under the
-    engine's encoder: needs no labels, so it trains on raw query logs (the production case)."""
+    engine's encoder: needs no labels, so it trains on raw query logs (the production case). ``judge``: the
+    labels mode's three parts (``relevance_on = "fused"``), measured with a learned relevance judge over every
+    product the fused list holds, judged or not (:meth:`SearchReward._judged_parts`): it pays for relevant
+    products nobody judged and needs no labels for the training queries. ``mixed``: the mean of the labels and
+    judge parts."""
     relevance_on: str = "expansions"
     """``expansions``: relevance is that of each expansion's own results (the paper's design: each expansion
     must be a good query by itself). ``fused``: nDCG@relevance_k of the fused list (original + expansions)
@@ -66,6 +72,12 @@ PART_NAMES = ("total", "relevance", "coverage", "deep", "rules")
 """The scalar parts of :class:`RewardParts`, in the order logs show them."""
 
 
+def _dcg(gains: torch.Tensor, k: int) -> float:
+    """DCG@k of a list's gains ``[n]`` in rank order (log2 discount, as :func:`retrieval.metrics.dcg_at_k`)."""
+    top = gains[:k]
+    return float((top / torch.log2(torch.arange(2, len(top) + 2, dtype=torch.float32))).sum())
+
+
 class SearchReward:
     """The search environment of the policy: it shows the engine's results and scores expansions.
 
@@ -74,12 +86,18 @@ class SearchReward:
     query id, since every step and every GRPO iteration reuses them.
     """
 
-    def __init__(self, dataset, plan: RetrievalPlan, cfg: RewardConfig, rules: RulesConfig, speller=None):
+    def __init__(self, dataset, plan: RetrievalPlan, cfg: RewardConfig, rules: RulesConfig, speller=None, judge=None):
         if cfg.relevance not in RELEVANCE_MODES:
             raise ValueError(f"reward.relevance must be one of {RELEVANCE_MODES}, got {cfg.relevance!r}")
+        if cfg.relevance in JUDGED_MODES and judge is None:
+            raise ValueError(f"reward.relevance = {cfg.relevance!r} needs a relevance judge ([judge] model)")
+        if cfg.relevance in JUDGED_MODES and cfg.relevance_on != "fused":
+            raise ValueError(f"reward.relevance = {cfg.relevance!r} needs reward.relevance_on = 'fused'")
+        if cfg.relevance == "judge" and cfg.headroom_only:
+            raise ValueError("reward.headroom_only reads the labels; with reward.relevance = 'judge' set it false")
         if cfg.relevance_on not in RELEVANCE_TARGETS:
             raise ValueError(f"reward.relevance_on must be one of {RELEVANCE_TARGETS}, got {cfg.relevance_on!r}")
-        if cfg.relevance_on == "fused" and cfg.relevance != "labels":
+        if cfg.relevance_on == "fused" and cfg.relevance == "label_free":
             # The original's own top results are by construction the closest to the query, so a label-free
             # score of the fused list could only fall: the signal would only punish.
             raise ValueError("reward.relevance_on = 'fused' needs reward.relevance = 'labels'")
@@ -90,6 +108,8 @@ class SearchReward:
                              f"{plan.depth}")
         self.dataset, self.plan, self.cfg, self.rules = dataset, plan, cfg, rules
         self.speller = speller
+        self.judge = judge
+        """A :class:`reward.judge.RelevanceJudge` in the judge and mixed modes, else None."""
         """A :class:`retrieval.Speller` when the expanders are shown queries with their typos fixed, else None."""
         self._original: dict[str, tuple[Lists, torch.Tensor]] = {}
         self._original_metrics: dict[str, dict[str, float]] = {}
@@ -134,13 +154,19 @@ class SearchReward:
         used = [usable(e, q, self.rules) for e, q in zip(expansions, queries)]
         results = self.plan.search_expansions([t for texts in used for t in texts])
 
-        parts = []
+        parts, fused_lists = [], []
         for qid, (lists, ranking), texts in zip(qids, self.original_results(qids), used):
             exp_lists = [results[t] for t in texts]
-            if cfg.relevance == "labels":
-                parts.append(self._labelled_parts(qid, exp_lists, self.plan.fuse(lists, exp_lists)))
-            else:
+            fused = self.plan.fuse(lists, exp_lists) if cfg.relevance != "label_free" else None
+            fused_lists.append(fused)
+            if cfg.relevance in ("labels", "mixed"):
+                parts.append(self._labelled_parts(qid, exp_lists, fused))
+            elif cfg.relevance == "label_free":
                 parts.append((*self._label_free_parts(qid, ranking, [ids for ids, _ in exp_lists]), 0.0))
+        if cfg.relevance in JUDGED_MODES:
+            judged = self._judged_parts(qids, fused_lists)
+            parts = judged if cfg.relevance == "judge" else [tuple((a + b) / 2 for a, b in zip(p, j))
+                                                             for p, j in zip(parts, judged)]
 
         relevance_t, coverage_t, deep_t = torch.tensor(parts, dtype=torch.float32).reshape(-1, 3).unbind(1)
         rules_t = -cfg.rule_penalty * torch.tensor([len(v) for v in violations], dtype=torch.float32)
@@ -174,6 +200,24 @@ class SearchReward:
             relevance = sum(own) / len(own) if own else 0.0
         coverage = after[f"recall@{self.cfg.coverage_k}"] - before[f"recall@{self.cfg.coverage_k}"]
         return relevance, coverage, after[depth] - before[depth]
+
+    def _judged_parts(self, qids: list[str], fused: list[torch.Tensor]) -> list[tuple[float, float, float]]:
+        """(relevance, coverage, deep) as :meth:`_labelled_parts` computes them, with the judge's score in [0, 1]
+        of every listed product as its gain: DCG@relevance_k and DCG@depth differences over the ideal DCG of the
+        original's own top products, and the gain in judged-relevant mass of the top coverage_k over that of the
+        original's (a soft recall). Scores are cached per (query, product); one model call for the batch."""
+        k, cov, depth = self.cfg.relevance_k, self.cfg.coverage_k, self.plan.depth
+        queries = [self.dataset.queries[q] for q in qids]
+        originals = [ranking for _, ranking in self.original_results(qids)]
+        rows = [o[:depth].tolist() for o in originals] + [f[:depth].tolist() for f in fused]
+        scores = self.judge.score_many(queries + queries, rows, self.dataset.product_texts)
+        out = []
+        for before, after in zip(scores[: len(qids)], scores[len(qids):]):
+            ideal = before.sort(descending=True).values
+            parts = [(_dcg(after, n) - _dcg(before, n)) / max(_dcg(ideal, n), 1e-6) for n in (k, depth)]
+            coverage = (after[:cov].sum() - before[:cov].sum()).item() / max(before[:cov].sum().item(), 1.0)
+            out.append((parts[0], coverage, parts[1]))
+        return out
 
     def _label_free_parts(self, qid, ranking, exp_ids) -> tuple[float, float]:
         if not exp_ids:
