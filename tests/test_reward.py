@@ -295,7 +295,8 @@ def test_deep_term_sees_moves_below_the_cut_offs():
     parts = env.score(["q"], [["hammer drill"]])
     ideal = 2 + 2 / math.log2(3) + 1 / 2
     assert parts.deep[0].item() == pytest.approx((1 / math.log2(3)) / ideal, abs=1e-5)
-    assert parts.total[0].item() == pytest.approx(parts.relevance[0] + parts.coverage[0] + parts.deep[0], abs=1e-6)
+    parts_sum = (parts.relevance[0] + parts.coverage[0] + parts.deep[0]).item()  # a float: approx takes no tensor
+    assert parts.total[0].item() == pytest.approx(parts_sum, abs=1e-6)
 
 
 def test_label_free_parts_count_empty_slots_and_seen_items_as_nothing():
