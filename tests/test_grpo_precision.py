@@ -1,6 +1,8 @@
-"""train.precision = "bf16": autocast for the scored passes, a bf16 copy for sampling, fp32 weights and loss."""
+"""train.precision = "bf16": autocast for the scored passes, a bf16 copy for sampling, fp32 weights and loss;
+"auto": bf16 where the device runs it natively, else fp32, recorded as resolved."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -14,12 +16,18 @@ from grpo.config import GRPOConfig
 import grpo.host
 from grpo.host import use_cores
 from grpo.logs import PhaseTimer
-from policy.precision import SamplingCopy, autocast, frozen_copy
-from test_grpo_trainer import make_trainer, small_config
+import policy.precision
+from policy.precision import SamplingCopy, autocast, frozen_copy, resolve_precision
+from test_grpo_trainer import LetterReward, make_trainer, small_config
+
+
+def bf16_kernels(monkeypatch, native: bool) -> None:
+    """Mock the CPU's one bf16 check (oneDNN's kernels), which both ``auto`` and the emulation warning read."""
+    monkeypatch.setattr(policy.precision, "cpu_has_bf16_kernels", lambda: native)
 
 
 def test_precision_is_checked_in_one_line():
-    with pytest.raises(ValueError, match=r"precision must be one of \('fp32', 'bf16'\), got 'fp16'"):
+    with pytest.raises(ValueError, match=r"precision must be one of \('auto', 'fp32', 'bf16'\), got 'fp16'"):
         GRPOConfig(precision="fp16")
     with pytest.raises(ValueError, match="precision must be one of"):
         autocast("half", "cpu")
@@ -28,10 +36,9 @@ def test_precision_is_checked_in_one_line():
 def test_bf16_on_a_cpu_without_bf16_kernels_warns_in_one_line(monkeypatch):
     import warnings
 
-    import policy.precision
     from grpo.distill import DistillConfig
 
-    monkeypatch.setattr(policy.precision, "cpu_has_bf16_kernels", lambda: False)
+    bf16_kernels(monkeypatch, False)
     policy.precision._warn_emulated_bf16.cache_clear()
     with pytest.warns(UserWarning, match=r'emulated there, many times slower than fp32.*set precision = "fp32"'):
         with autocast("bf16", "cpu"):
@@ -44,11 +51,71 @@ def test_bf16_on_a_cpu_without_bf16_kernels_warns_in_one_line(monkeypatch):
     with warnings.catch_warnings():  # validating a config computes nothing, so it does not warn
         warnings.simplefilter("error")
         DistillConfig(precision="bf16")
-    monkeypatch.setattr(policy.precision, "cpu_has_bf16_kernels", lambda: True)
+    bf16_kernels(monkeypatch, True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with autocast("bf16", "cpu"), autocast("fp32", "cpu"):
             pass
+
+
+@pytest.mark.parametrize("native, chosen", [(True, "bf16"), (False, "fp32")])
+def test_auto_takes_bf16_where_the_cpu_has_its_kernels_and_says_why_in_one_line(monkeypatch, capsys, native,
+                                                                                chosen):
+    bf16_kernels(monkeypatch, native)
+    assert resolve_precision("auto", "cpu", "train.precision") == chosen
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f'train.precision = "auto": {chosen} (oneDNN has')
+    assert ("emulated" in lines[0]) == (not native)
+    assert resolve_precision("auto", "cpu", log=False) == chosen and not capsys.readouterr().err
+
+
+def test_an_explicit_precision_stays_as_set_even_where_bf16_is_emulated(monkeypatch, capsys):
+    bf16_kernels(monkeypatch, False)
+    assert resolve_precision("bf16", "cpu") == "bf16" and resolve_precision("fp32", "cpu") == "fp32"
+    assert not capsys.readouterr().err  # nothing chosen, nothing said; autocast warns of the emulation
+    with pytest.raises(ValueError, match=r"precision must be one of \('auto', 'fp32', 'bf16'\), got 'half'"):
+        resolve_precision("half", "cpu")
+
+
+@pytest.mark.parametrize("supported, chosen", [(True, "bf16"), (False, "fp32")])
+def test_auto_on_cuda_asks_the_gpu_not_the_cpu(monkeypatch, capsys, supported, chosen):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: supported)
+    bf16_kernels(monkeypatch, not supported)  # the CPU's answer is the other one: it must not be read
+    assert resolve_precision("auto", torch.device("cuda", 0), "train.precision") == chosen
+    assert capsys.readouterr().err.startswith(f'train.precision = "auto": {chosen} (CUDA ')
+
+
+@pytest.mark.parametrize("native, chosen", [(True, "bf16"), (False, "fp32")])
+def test_the_run_config_records_what_auto_became(tmp_path, tiny_tokenizer, tiny_llama, monkeypatch, native,
+                                                 chosen):
+    from dataclasses import asdict
+
+    bf16_kernels(monkeypatch, native)
+    cfg = small_config(tmp_path, precision="auto")
+    asked = {"train": asdict(cfg), "policy": {"dtype": "float32"}}
+    trainer = make_trainer(cfg, tiny_tokenizer, tiny_llama, run_config=asked)
+    assert trainer.cfg.precision == chosen and (trainer.ref_model.lm_head.weight.dtype == torch.bfloat16) == native
+    assert cfg.precision == "auto" and asked["train"]["precision"] == "auto"  # the caller's objects are left alone
+    trainer.start(resume=False, overwrite=False).close()
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert recorded["train"]["precision"] == chosen and recorded["policy"] == {"dtype": "float32"}
+    assert make_trainer(small_config(tmp_path, precision="auto"), tiny_tokenizer,
+                        tiny_llama).run_config["train"]["precision"] == chosen  # the default record too
+
+
+def test_distill_records_what_auto_became(tmp_path, tiny_tokenizer, tiny_llama, monkeypatch):
+    from grpo.distill import DistillConfig, distill
+    from policy import PromptConfig
+
+    bf16_kernels(monkeypatch, True)
+    cfg = DistillConfig(output_dir=str(tmp_path / "distill"), num_queries=2, num_samples=2, epochs=1, batch_size=2,
+                        max_completion_length=4, min_reward=-1.0, precision="auto")
+    prompt_cfg = PromptConfig(context_k=2, max_prompt_tokens=256, system_prompt="Rewrite the query.")
+    summary = distill(tiny_llama, tiny_tokenizer, LetterReward(), prompt_cfg, ["q0", "q1"], cfg,
+                      run_config={"distill": {"precision": "auto"}})
+    written = json.loads((tmp_path / "distill" / "distill.json").read_text())
+    assert summary["config"]["precision"] == written["config"]["precision"] == "bf16"
+    assert written["run_config"]["distill"]["precision"] == "bf16"
 
 
 def test_bf16_scores_close_to_fp32_with_ratio_one_and_zero_kl_on_the_first_pass(tmp_path, tiny_tokenizer,

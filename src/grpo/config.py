@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from grpo.objective import KL_ESTIMATORS, LOSS_TYPES, SCALE_REWARDS
 from grpo.schedule import OPTIMIZERS
-from policy.precision import PRECISIONS
+from policy.precision import PRECISION_SETTINGS
 
 
 @dataclass
@@ -90,7 +90,10 @@ class GRPOConfig:
     """``fp32``, or ``bf16``: the policy's forward and backward, the reference pass and generation run their
     matrix products in bf16 under autocast (TRL's ``bf16 = true``); weights, optimiser state, log-softmax and
     the loss stay fp32. 0.47x the fp32 step on the project's 2-core ``amx_bf16`` CPU with ``torch_compile``
-    (experiments/runs/2026-11-28_bench_grpo_decode)."""
+    (experiments/runs/2026-11-28_bench_grpo_decode). ``auto`` (the recipe's setting): bf16 where the device runs
+    it natively (a GPU with bf16, a CPU with oneDNN's bf16 kernels), else fp32, where emulated bf16 is many times
+    slower; the trainer logs the choice and records it in the run's ``config.json``. The default stays fp32,
+    the same computation on every machine."""
     torch_compile: bool = False
     """Compile each decoder layer of the policy and the reference (regional ``torch.compile``, dynamic shapes) for
     the scoring passes (the update's forward and backward, the reference pass), and the sampler's layers for
@@ -120,7 +123,7 @@ class GRPOConfig:
 
     def __post_init__(self) -> None:
         for name, allowed in (("loss_type", LOSS_TYPES), ("scale_rewards", SCALE_REWARDS),
-                              ("kl_estimator", KL_ESTIMATORS), ("precision", PRECISIONS),
+                              ("kl_estimator", KL_ESTIMATORS), ("precision", PRECISION_SETTINGS),
                               ("optim", OPTIMIZERS)):
             if getattr(self, name) not in allowed:
                 raise OptionError(name, f"must be one of {allowed}, got {getattr(self, name)!r}")

@@ -25,14 +25,14 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from policy import PromptConfig, completion_logprobs, parse_completion, sample_groups
-from policy.precision import autocast, check_precision
+from policy.precision import PRECISION_SETTINGS, autocast, check_precision, record_precision, resolve_precision
 from retrieval import CatalogVocabulary, Speller, term_expansions, title_expansions
 from grpo.batch import make_prompts, shown_query
 from grpo.host import use_cores
@@ -101,8 +101,9 @@ class DistillConfig:
     """AdamW's decoupled weight decay (torch's default, which every committed warm start used)."""
     max_grad_norm: float = 1.0
     precision: str = "fp32"
-    """``fp32`` or ``bf16`` (autocast matrix products, fp32 weights and loss) for fine-tuning, as
-    ``train.precision``: the forward and backward over ~250-token prompts is the warm start's cost."""
+    """``fp32``, ``bf16`` (autocast matrix products, fp32 weights and loss) or ``auto`` (bf16 where native) for
+    fine-tuning, as ``train.precision``: the forward and backward over ~250-token prompts is the warm start's
+    cost. ``distill.json`` records what ``auto`` became."""
     seed: int = 0
     before_train: bool = False
     """Make ``make train`` run the whole recipe: distill into ``output_dir`` first (or reuse it when it holds a
@@ -121,7 +122,7 @@ class DistillConfig:
             raise ValueError("label_terms and spelling_repeats must be >= 1")
         if self.label_source not in LABEL_SOURCES:
             raise ValueError(f"label_source must be one of {LABEL_SOURCES}, got {self.label_source!r}")
-        check_precision(self.precision)
+        check_precision(self.precision, PRECISION_SETTINGS)
         if self.learning_rate <= 0 or self.temperature <= 0:
             raise ValueError("learning_rate and temperature must be > 0")
         if self.optim not in OPTIMIZERS:
@@ -277,7 +278,8 @@ def sft_loss(model, prompt_ids: list[torch.Tensor], target_ids: torch.Tensor,
 
 
 def finetune(model, tokenizer, examples: list[DistillExample], cfg: DistillConfig) -> list[float]:
-    """Supervised epochs over the picks, in a seeded order; returns the mean loss of each epoch."""
+    """Supervised epochs over the picks, in a seeded order (``cfg.precision`` resolved: :func:`distill` resolves
+    ``auto``); returns the mean loss of each epoch."""
     if not examples:
         raise ValueError("no example beat min_reward: nothing to distill (more samples or queries may help)")
     eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
@@ -320,6 +322,8 @@ def distill(model, tokenizer, reward: SearchReward, prompt_cfg: PromptConfig, tr
     random.Random(cfg.seed).shuffle(qids)
     qids = qids[: cfg.num_queries]
     device = next(model.parameters()).device
+    cfg = replace(cfg, precision=resolve_precision(cfg.precision, device, "distill.precision"))
+    run_config = record_precision(run_config or {}, "distill", cfg.precision)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 

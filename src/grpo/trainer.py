@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from contextlib import closing
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -50,7 +50,7 @@ from policy import (
     save_adapter,
 )
 from policy.compiled import compile_decoder_layers
-from policy.precision import SamplingCopy, autocast, frozen_copy
+from policy.precision import SamplingCopy, autocast, frozen_copy, record_precision, resolve_precision
 from reward import SearchReward
 
 
@@ -73,6 +73,9 @@ class GRPOTrainer(PolicyUpdate):
         self.dist.shard(cfg.num_prompts_per_step)  # fails early, in one line, when the batch does not split
         self.valid_qids = valid_qids[: cfg.eval_queries]
         self.device = next(model.parameters()).device
+        # ``auto`` becomes what this device runs, before the copies are made and the run's config is recorded.
+        self.cfg = cfg = replace(cfg, precision=resolve_precision(cfg.precision, self.device, "train.precision",
+                                                                  log=self.dist.is_main))
         self.generator = seed_everything(cfg.seed, self.device)
         # The reference is the policy before any update; with beta == 0 it is never built.
         self.ref_model = self.ref_scorer = None
@@ -106,7 +109,7 @@ class GRPOTrainer(PolicyUpdate):
         self.state = TrainingState()
         self.sampler = QuerySampler(train_qids, cfg.seed, self.state)
         self.output_dir = Path(cfg.output_dir)
-        self.run_config = run_config or {"train": asdict(cfg)}
+        self.run_config = record_precision(run_config or {"train": asdict(cfg)}, "train", cfg.precision)
 
     # ------------------------------------------------------------------ rollouts
 
