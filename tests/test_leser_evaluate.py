@@ -69,9 +69,9 @@ def test_eval_scores_every_row_on_every_engine(eval_config, tmp_path):
     # The dense plan's fusion follows [engine]; the others keep their defaults.
     assert rows["again", "dense"]["generation"]["plan"]["rrf_k"] == 10
     assert rows["again", "hybrid"]["generation"]["plan"]["expansion_weight"] == 0.5
-    # No model: one expansion per query, the query leading, the top result's words after it.
+    # No model: as many lines as the policy (num_expansions, default 3), the query leading, a title's words after it.
     for example in rows["pseudo-relevance feedback (no model)", "dense"]["examples"]:
-        assert len(example["expansions"]) <= 1
+        assert 1 <= len(example["expansions"]) <= eval_config.prompt.num_expansions
         assert all(e.startswith(example["query"]) for e in example["expansions"])
     out = tmp_path / "out"
     assert json.loads((out / "report.json").read_text())["rows"][-1]["system"] == "again"

@@ -12,7 +12,7 @@ from retrieval import Dataset
 from retrieval.datasets.core import split_of
 from retrieval.plan import FusionSettings, RetrievalPlan
 from reward import RewardConfig, RulesConfig, SearchReward
-from reward.judge import RelevanceJudge
+from reward.relevance_judge import RelevanceJudge
 from reward.judge_train import JudgeConfig, judged_item_metrics, training_pairs
 from test_retrieval_engine import CATALOG
 from test_reward import FakeEngine

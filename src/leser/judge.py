@@ -18,17 +18,15 @@ from leser.config import LeserConfig
 from leser.runtime import Engines, build_plan
 from retrieval import Dataset, load_dataset
 from retrieval.encoder import default_encoder_path
-from reward.judge import RelevanceJudge
+from reward.relevance_judge import RelevanceJudge
 from reward.judge_train import fine_tune, judged_item_metrics, save_judge, training_pairs
 
 
 def judge_bf16(precision: str, device: torch.device) -> bool:
-    """Whether the judge runs bf16: ``precision`` as set, or under ``auto`` where bf16 is native."""
-    from policy.precision import cpu_has_bf16_kernels
+    """Whether the judge runs bf16: ``[judge] precision`` as set, or under ``auto`` where bf16 is native."""
+    from policy.precision import resolve_precision
 
-    if precision != "auto":
-        return precision == "bf16"
-    return torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_bf16_kernels()
+    return resolve_precision(precision, device, name="judge.precision") == "bf16"
 
 
 def load_judge(cfg: LeserConfig) -> RelevanceJudge:

@@ -1,6 +1,6 @@
 """Train the relevance judge on the training split's graded judgements, and measure it on held-out ones.
 
-The judge (:class:`reward.judge.RelevanceJudge`) is fine-tuned from a small encoder (all-MiniLM-L6-v2 by
+The judge (:class:`reward.relevance_judge.RelevanceJudge`) is fine-tuned from a small encoder (all-MiniLM-L6-v2 by
 default) as a cross-encoder with one logit, on soft targets ``gain / max gain``:
 
 - every judged (query, product) pair of the training split, at its graded gain;
@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from retrieval import Dataset
 from retrieval.datasets.core import split_of
 from retrieval.metrics import ndcg_at_k
-from reward.judge import RelevanceJudge
+from reward.relevance_judge import RelevanceJudge
 
 CARD = """---
 library_name: transformers
@@ -46,7 +46,7 @@ relevance as a share of the best grade. Fine-tuned from `{base}` on the **traini
 LESER's reward (`reward.relevance = "judge"`) reads it over every product the engine returns.
 
 ```python
-from reward.judge import RelevanceJudge
+from reward.relevance_judge import RelevanceJudge
 judge = RelevanceJudge("{folder}")
 judge.score(["cordless drill"], ["DEWALT 20-Volt MAX Cordless Drill"])
 ```

@@ -16,7 +16,7 @@ from reward.rules import RulesConfig, check, usable
 
 RELEVANCE_MODES = ("labels", "label_free", "judge", "mixed")
 JUDGED_MODES = ("judge", "mixed")
-"""The modes that read a :class:`reward.judge.RelevanceJudge`."""
+"""The modes that read a :class:`reward.relevance_judge.RelevanceJudge`."""
 RELEVANCE_TARGETS = ("expansions", "fused")
 
 
@@ -109,7 +109,7 @@ class SearchReward:
         self.dataset, self.plan, self.cfg, self.rules = dataset, plan, cfg, rules
         self.speller = speller
         self.judge = judge
-        """A :class:`reward.judge.RelevanceJudge` in the judge and mixed modes, else None."""
+        """A :class:`reward.relevance_judge.RelevanceJudge` in the judge and mixed modes, else None."""
         """A :class:`retrieval.Speller` when the expanders are shown queries with their typos fixed, else None."""
         self._original: dict[str, tuple[Lists, torch.Tensor]] = {}
         self._original_metrics: dict[str, dict[str, float]] = {}
