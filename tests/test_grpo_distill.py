@@ -47,6 +47,9 @@ def test_distill_keeps_only_winning_samples_and_saves_a_loadable_policy(tmp_path
     from transformers import AutoModelForCausalLM
 
     reward = LetterReward()  # reward = share of the letter "e": > 0 for any expansion that contains one
+    scored: list[tuple[str, list[str]]] = []
+    score = reward.score
+    reward.score = lambda qids, expansions: scored.extend(zip(qids, expansions)) or score(qids, expansions)
     prompt_cfg = PromptConfig(context_k=2, max_prompt_tokens=256, system_prompt="Rewrite the query.")
     cfg = DistillConfig(output_dir=str(tmp_path / "distill"), num_queries=4, num_samples=4, epochs=1,
                         batch_size=2, max_completion_length=8, min_reward=0.0)
@@ -55,7 +58,23 @@ def test_distill_keeps_only_winning_samples_and_saves_a_loadable_policy(tmp_path
     examples = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
     assert summary["queries"] == 4 and summary["kept"] == len(examples)
     assert all(e["reward"] > 0 and "e" in e["target"] for e in examples)
-    assert summary["reward_best_of_n_mean"] >= summary["reward_sampled_mean"]
+    # The pick by hand: per query, the first of its samples with the highest share of "e" (of the joined lines),
+    # kept when that share beats min_reward 0; the means are over every sample and over each query's best.
+    share = [" ".join(e).count("e") / max(len(" ".join(e)), 1) for _, e in scored]
+    groups: dict[str, list[int]] = {}
+    for i, (qid, _) in enumerate(scored):
+        groups.setdefault(qid, []).append(i)
+    assert len(groups) == 4 and all(len(rows) == 4 for rows in groups.values())
+    picks = {qid: max(rows, key=lambda i: (share[i], -i)) for qid, rows in groups.items()}
+    want = [(qid, "\n".join(scored[i][1][:prompt_cfg.num_expansions]), share[i]) for qid, i in picks.items()
+            if share[i] > 0]
+    assert [(e["qid"], e["target"]) for e in examples] == [(q, t) for q, t, _ in want]
+    assert [e["reward"] for e in examples] == pytest.approx([r for _, _, r in want], abs=1e-6)
+    assert summary["reward_sampled_mean"] == pytest.approx(sum(share) / len(share), abs=1e-6)
+    best = [share[i] for i in picks.values()]
+    assert summary["reward_best_of_n_mean"] == pytest.approx(sum(best) / len(best), abs=1e-6)
+    # some query's samples differ (and not only by a tie for the best): a wrong pick or a mean for the max would show
+    assert any(share[picks[q]] > min(share[i] for i in rows) for q, rows in groups.items())
     # The kept prompt is the one the policy saw, so the fine-tuning conditions on the real context.
     for e in examples:
         assert e["prompt"] == build_prompt(tiny_tokenizer, reward.dataset.queries[e["qid"]],

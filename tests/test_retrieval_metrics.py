@@ -109,3 +109,39 @@ def test_paired_bootstrap_rejects_what_is_not_one_value_per_query():
         paired_bootstrap([[0.1, 0.2]])
     with pytest.raises(ValueError, match="confidence"):
         paired_bootstrap([0.1], confidence=95)
+
+
+def _half_width(ci: dict[str, float]) -> float:
+    return (ci["ci_high"] - ci["ci_low"]) / 2
+
+
+def test_paired_bootstrap_width_is_the_normal_approximations_and_seeded():
+    """For a mean of n = 400 differences the 95% percentile interval is mean ± 1.96·sd/√n to within 5%; the
+    tolerance is tight enough that a 90% interval (1.645/1.96 = 0.84 of it) or resampling n/2 queries (√2 = 1.41
+    of it) fails, which is checked here too."""
+    import numpy as np
+
+    from retrieval.metrics import paired_bootstrap
+
+    d = np.random.default_rng(7).normal(0.02, 0.1, size=400)
+    normal = 1.96 * d.std() / math.sqrt(d.size)  # the bootstrap resamples the empirical distribution: ddof 0
+    tolerance = 0.05
+
+    def close(width: float) -> bool:
+        return abs(width / normal - 1) < tolerance
+
+    ci = paired_bootstrap(d)
+    assert ci["mean"] == pytest.approx(d.mean())
+    assert close(_half_width(ci)), _half_width(ci) / normal
+    assert abs((ci["ci_low"] + ci["ci_high"]) / 2 - d.mean()) < 0.1 * normal  # centred on the mean
+    # the wrong intervals fall outside the tolerance
+    ninety = paired_bootstrap(d, confidence=0.90)
+    assert not close(_half_width(ninety)) and _half_width(ninety) / normal == pytest.approx(1.645 / 1.96, abs=0.05)
+    rng = np.random.default_rng(0)
+    half = d[rng.integers(0, d.size, size=(10_000, d.size // 2))].mean(axis=1)  # n/2 per resample
+    low, high = np.quantile(half, [0.025, 0.975])
+    assert not close((high - low) / 2) and (high - low) / 2 / normal == pytest.approx(math.sqrt(2), abs=0.08)
+    # seeded: the same seed gives the same interval, another seed another one of the same width
+    assert paired_bootstrap(d, seed=3) == paired_bootstrap(d, seed=3)
+    other = paired_bootstrap(d, seed=3)
+    assert (other["ci_low"], other["ci_high"]) != (ci["ci_low"], ci["ci_high"]) and close(_half_width(other))

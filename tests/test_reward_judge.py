@@ -14,6 +14,7 @@ from retrieval.plan import FusionSettings, RetrievalPlan
 from reward import RewardConfig, RulesConfig, SearchReward
 from reward.relevance_judge import RelevanceJudge
 from reward.judge_train import JudgeConfig, judged_item_metrics, training_pairs
+from splits import split_dataset
 from test_retrieval_engine import CATALOG
 from test_reward import FakeEngine
 
@@ -137,24 +138,6 @@ def test_judged_item_metrics_by_hand():
     # ties count half
     ties = judged_item_metrics(dataset, ["q"], {"s": lambda q, rows: [0.0] * len(rows)})["s"]
     assert ties["pairwise_accuracy"] == 0.5 and ties["auc"] == 0.5
-
-
-def _queries_of_split(split: str, n: int) -> list[str]:
-    found, i = [], 0
-    while len(found) < n:
-        text = f"{['drill', 'sofa', 'bulb', 'faucet'][i % 4]} {i}"
-        if split_of(text) == split:
-            found.append(text)
-        i += 1
-    return found
-
-
-def split_dataset() -> Dataset:
-    texts = {s: _queries_of_split(s, 3) for s in ("train", "valid", "test")}
-    queries = {f"{s}{i}": t for s, ts in texts.items() for i, t in enumerate(ts)}
-    qrels = {qid: {i % len(CATALOG): 2.0, (i + 1) % len(CATALOG): 0.0} for i, qid in enumerate(queries)}
-    return Dataset(name="splits", product_ids=[f"p{i}" for i in range(len(CATALOG))], product_texts=list(CATALOG),
-                   queries=queries, qrels=qrels, relevant_gain=2.0)
 
 
 def test_training_pairs_refuse_any_query_outside_the_training_split():
