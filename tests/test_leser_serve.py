@@ -1,6 +1,7 @@
 """``leser serve`` over real HTTP on 127.0.0.1: a tiny generic data set, a tiny BERT engine, a tiny Llama."""
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -9,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from leser.config import ConfigError, load_config
+from leser.config import ConfigError, ServeConfig, load_config
 from reward import RULES
 from test_leser_evaluate import eval_overrides  # noqa: F401  (the fixture: data set, encoder, policy)
 
@@ -24,19 +25,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(eval_overrides, tmp_path):  # noqa: F811
-    """A running server (base URL, Expander); one precomputed head query with a rule-breaking expansion."""
+@contextlib.contextmanager
+def running(expander):
+    """``expander``'s app under uvicorn on 127.0.0.1 (a free port, a thread); yields the base URL. On the way
+    out the server and the expander's worker stop, each within a bounded wait."""
     import uvicorn
 
-    from leser.serve import build_expander, create_app
+    from leser.serve import create_app
 
-    head = tmp_path / "head.jsonl"
-    head.write_text(json.dumps({"query": "cordless drill", "expansions": [
-        "drill with battery", "x", "see www.drills.com", "Drill  with battery", "cordless drill", "drill bits",
-        "drill case", "drill light"]}) + "\n")
-    cfg = load_config(None, eval_overrides)
-    expander = build_expander(cfg, str(head), micro_batch=4)
     port = free_port()
     uv = uvicorn.Server(uvicorn.Config(create_app(expander), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)
@@ -45,10 +41,30 @@ def server(eval_overrides, tmp_path):  # noqa: F811
     while not uv.started:
         assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", expander
-    uv.should_exit = True
-    thread.join(timeout=10)
-    expander.close()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
+        expander.close()
+
+
+def write_head(tmp_path):
+    head = tmp_path / "head.jsonl"
+    head.write_text(json.dumps({"query": "cordless drill", "expansions": [
+        "drill with battery", "x", "see www.drills.com", "Drill  with battery", "cordless drill", "drill bits",
+        "drill case", "drill light"]}) + "\n")
+    return head
+
+
+@pytest.fixture
+def server(eval_overrides, tmp_path):  # noqa: F811
+    """A running server (base URL, Expander); one precomputed head query with a rule-breaking expansion."""
+    from leser.serve import build_expander
+
+    expander = build_expander(load_config(None, eval_overrides), str(write_head(tmp_path)), micro_batch=4)
+    with running(expander) as url:
+        yield url, expander
 
 
 def check_result(result: dict, query: str, cfg_max: int = 3) -> None:
@@ -75,7 +91,7 @@ def test_expand_answers_head_queries_from_the_table_and_generates_the_rest(serve
         "cordless drill": ["equals_query"], "drill light": ["count"]}
     assert head["violations"] == ["count", "too_short", "duplicate", "equals_query", "url_or_price"]
     assert expander.batches == 1
-    assert httpx.get(f"{url}/health").json() == {"status": "ok", "precomputed": 1, "batches": 1}
+    assert httpx.get(f"{url}/health").json() == {"status": "ok", "precomputed": 1, "batches": 1, "queued": 0}
 
 
 def test_concurrent_requests_share_micro_batches(server):
@@ -94,7 +110,8 @@ def test_concurrent_requests_share_micro_batches(server):
 @pytest.mark.parametrize("body", [{"queries": []}, {"queries": ["  "]}, {"query": "x"}, {"queries": "drill"}])
 def test_bad_requests_get_422(server, body):
     url, _ = server
-    assert httpx.post(f"{url}/expand", json=body).status_code == 422
+    response = httpx.post(f"{url}/expand", json=body)
+    assert response.status_code == 422 and list(response.json()) == ["error"], response.text
 
 
 def test_precomputed_file_errors_name_the_line(tmp_path):
@@ -113,6 +130,8 @@ def test_cli_serve_passes_its_options(monkeypatch):
     from leser.cli import main
 
     seen = {}
-    monkeypatch.setattr(leser.serve, "serve", lambda cfg, **kw: seen.update(kw, model=cfg.policy.model))
+    monkeypatch.setattr(leser.serve, "serve",
+                        lambda cfg, **kw: seen.update(kw, model=cfg.policy.model, limits=cfg.serve))
     assert main(["serve", "--model", "some/dir", "--port", "8123", "--precomputed", "h.jsonl"]) == 0
-    assert seen == {"host": "127.0.0.1", "port": 8123, "precomputed": "h.jsonl", "micro_batch": 8, "model": "some/dir"}
+    assert seen == {"host": "127.0.0.1", "port": 8123, "precomputed": "h.jsonl", "micro_batch": 8, "model": "some/dir",
+                    "limits": ServeConfig()}

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from grpo.guards import NonFiniteStepError
-from leser.config import ConfigError, LeserConfig, checkpoint_overrides, load_config
+from leser.config import ConfigError, LeserConfig, ServeConfig, checkpoint_overrides, load_config
 
 SERVING_COMMANDS = ("expand", "precompute", "serve")
 """Commands that answer with a trained policy: they take its stored settings."""
@@ -222,12 +222,25 @@ def cmd_merge(args) -> int:
     return 0
 
 
+SERVE_LIMITS = {
+    "max_body_bytes": (int, "largest request body in bytes (413 past it)"),
+    "max_queries_per_request": (int, "most queries in one request (422 past it)"),
+    "max_query_chars": (int, "longest query in characters (422 past it)"),
+    "max_queued_queries": (int, "most queries waiting for the model, over all requests (503 past it)"),
+    "request_timeout_s": (float, "seconds one request may take (504 past it)"),
+}
+"""``leser serve``'s limit flags: ``--max-body-bytes`` sets ``[serve] max_body_bytes`` and so on."""
+
+
 def cmd_serve(args) -> int:
-    """Blocks until interrupted: ``POST /expand`` on ``--host``/``--port`` (see leser.serve)."""
+    """Blocks until interrupted: ``POST /expand`` on ``--host``/``--port`` (see leser.serve). The limit flags
+    override ``[serve]`` (after ``--set``), and are checked as its keys are."""
     try:
         from leser.serve import serve
     except ImportError as err:
         raise ConfigError(f"leser serve needs the serve extra: pip install 'leser[serve]' ({err})") from None
+    limits = [f"serve.{key}={value}" for key in SERVE_LIMITS if (value := getattr(args, key)) is not None]
+    args.set = list(args.set or []) + limits
     serve(_config(args), host=args.host, port=args.port, precomputed=args.precomputed, micro_batch=args.micro_batch)
     return 0
 
@@ -301,6 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--precomputed", help="JSONL from leser precompute: head queries answered without generating")
     p.add_argument("--micro-batch", type=int, default=8, help="most queries per generate call")
+    defaults = ServeConfig()
+    for key, (kind, text) in SERVE_LIMITS.items():
+        p.add_argument("--" + key.replace("_", "-").removesuffix("-s"), dest=key, type=kind, metavar="N",
+                       help=f"{text}; default: [serve] {key}, {getattr(defaults, key):g}")
     p.set_defaults(func=cmd_serve)
 
     p = common(sub.add_parser("judge", help="train the relevance judge (training split), or report it (valid)"))

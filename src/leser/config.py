@@ -2,7 +2,8 @@
 
 Each TOML table maps to the dataclass of the package that owns those options:
 ``[data]``, ``[engine]``, ``[policy]``, ``[eval]`` here; ``[prompt]`` and ``[lora]`` from ``policy``;
-``[rules]`` and ``[reward]`` from ``reward``; ``[train]`` is :class:`grpo.GRPOConfig`, ``[distill]`` the best-of-N warm start, ``[judge]`` the relevance judge.
+``[rules]`` and ``[reward]`` from ``reward``; ``[train]`` is :class:`grpo.GRPOConfig`, ``[distill]`` the best-of-N warm start, ``[judge]`` the relevance judge,
+``[serve]`` the limits of ``leser serve``.
 Unknown tables or keys are errors: a typo must not silently fall back to a default.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grpo.config import GRPOConfig
+from grpo.config import GRPOConfig, OptionError
 from grpo.distill import DistillConfig
 from policy import LoraConfig, PromptConfig
 from reward import RewardConfig, RulesConfig
@@ -121,6 +122,36 @@ class EvalConfig:
 
 
 @dataclass
+class ServeConfig:
+    """``leser serve``'s limits (each also a flag: ``--max-body-bytes`` ...). A request past one gets a 4xx or 5xx
+    whose body is one line of JSON, ``{"error": ...}``, naming the limit; the server keeps answering the rest."""
+    max_body_bytes: int = 65536
+    """Largest request body (413 past it): refused on its Content-Length before any of it is read, and counted
+    as a chunked body streams in, so no more than this is ever held for one request."""
+    max_queries_per_request: int = 64
+    """Most queries in one ``POST /expand`` (422 past it)."""
+    max_query_chars: int = 256
+    """Longest query, in characters (422 past it); a search box sends far less."""
+    request_timeout_s: float = 30.0
+    """Longest one request may take, reading its body included (504 past it; queries of it that had not yet
+    reached the model are dropped from the queue)."""
+    max_queued_queries: int = 256
+    """Most queries waiting for the generating worker, over all requests (503 with Retry-After when full): the
+    bound on the server's memory under load. At least ``max_queries_per_request``, so any valid request fits."""
+
+    def __post_init__(self):
+        for name in ("max_body_bytes", "max_queries_per_request", "max_query_chars", "max_queued_queries"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise OptionError(name, f"must be an integer >= 1, got {value!r}")
+        if not self.request_timeout_s > 0:
+            raise OptionError("request_timeout_s", f"must be > 0, got {self.request_timeout_s!r}")
+        if self.max_queued_queries < self.max_queries_per_request:
+            raise OptionError("max_queued_queries", f"must be >= max_queries_per_request "
+                              f"({self.max_queries_per_request}), got {self.max_queued_queries}")
+
+
+@dataclass
 class LeserConfig:
     data: DataConfig = field(default_factory=DataConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -133,6 +164,7 @@ class LeserConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

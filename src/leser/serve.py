@@ -9,6 +9,13 @@ Every answer passes the platform rules: ``expansions`` are what a platform would
 ``dropped`` the others, each with the rules it breaks (``reward.check``), so a caller can see why, and
 ``violations`` the rules the whole answer breaks (``unparsable`` when the policy gave no expansion).
 
+Bad input gets a one-line JSON error, ``{"error": ...}``, that says what was wrong and the limit it broke
+(:class:`leser.config.ServeConfig`, the ``[serve]`` table or ``leser serve``'s flags): 400 for a body that is not
+JSON, 413 for one over ``max_body_bytes`` (refused on its Content-Length before it is read, or once a chunked body
+streams past the limit), 422 for a request of the wrong shape, too many queries or too long a query, 503 with
+``Retry-After`` when ``max_queued_queries`` wait for the model already, 504 past ``request_timeout_s``. Memory is
+bounded by those limits: no more than one body per request, and no more than the queue's bound waiting.
+
 Needs the ``serve`` extra (FastAPI + uvicorn).
 """
 from __future__ import annotations
@@ -21,17 +28,62 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel, Field
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from leser.config import ConfigError, LeserConfig
+from leser.config import ConfigError, LeserConfig, ServeConfig
 from reward import judge
 
-MAX_QUERIES_PER_REQUEST = 256
+
+class BadRequest(Exception):
+    """A request the server refuses: its HTTP status and the one line that says why."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
 
 
-class ExpandRequest(BaseModel):
-    queries: list[str] = Field(min_length=1, max_length=MAX_QUERIES_PER_REQUEST)
+class QueueFull(BadRequest):
+    def __init__(self, message: str):
+        super().__init__(503, message)
+
+
+def parse_queries(body: bytes, limits: ServeConfig) -> list[str]:
+    """The queries of a ``POST /expand`` body, or :class:`BadRequest` naming the first thing wrong with it."""
+    try:
+        data = json.loads(body)
+    except RecursionError:
+        raise BadRequest(400, "the body is not JSON: nested too deeply") from None
+    except ValueError as err:  # json.JSONDecodeError, UnicodeDecodeError, a number too long to convert
+        raise BadRequest(400, f"the body is not JSON: {err}") from None
+    if not isinstance(data, dict) or "queries" not in data:
+        got = "an object without 'queries'" if isinstance(data, dict) else f"a JSON {_json_type(data)}"
+        raise BadRequest(422, f'the body must be a JSON object {{"queries": ["...", ...]}}, got {got}')
+    queries, most = data["queries"], limits.max_queries_per_request
+    if not isinstance(queries, list):
+        raise BadRequest(422, f"'queries' must be a list of strings, got a JSON {_json_type(queries)}")
+    if not 1 <= len(queries) <= most:
+        raise BadRequest(422, f"'queries' holds {len(queries)} queries; send 1 to {most} "
+                              f"(max_queries_per_request={most})")
+    for i, query in enumerate(queries):
+        if not isinstance(query, str):
+            raise BadRequest(422, f"queries[{i}] must be a string, got a JSON {_json_type(query)}")
+        if not query.strip():
+            raise BadRequest(422, f"queries[{i}] is empty")
+        if len(query) > limits.max_query_chars:
+            raise BadRequest(422, f"queries[{i}] has {len(query)} characters; the limit is {limits.max_query_chars} "
+                                  f"(max_query_chars={limits.max_query_chars})")
+        try:
+            query.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(422, f"queries[{i}] is not valid Unicode (a lone surrogate)") from None
+    return queries
+
+
+def _json_type(value) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def query_key(query: str) -> str:
@@ -61,35 +113,53 @@ def read_precomputed(path: str | Path) -> dict[str, list[str]]:
 class _Job:
     queries: list[str]
     future: Future
+    """Cancelled when its request gave up (timed out, disconnected): the worker then skips it."""
 
 
 class Expander:
     """Answers lists of queries: precomputed ones at once, the rest through one micro-batching worker.
 
     ``micro_batch`` caps the prompts per generate call; ``wait_s`` is how long the worker waits for more
-    queries to join a batch that is not full (a few ms of latency traded for throughput under load)."""
+    queries to join a batch that is not full (a few ms of latency traded for throughput under load);
+    ``max_queued`` caps the queries waiting for the worker (default ``cfg.serve.max_queued_queries``): past it
+    :meth:`expand` raises :class:`QueueFull` rather than let a burst of requests grow memory without bound."""
 
     def __init__(self, cfg: LeserConfig, reward, model, tokenizer, precomputed: dict[str, list[str]] | None = None,
-                 micro_batch: int = 8, wait_s: float = 0.005):
+                 micro_batch: int = 8, wait_s: float = 0.005, max_queued: int | None = None):
         self.cfg, self.reward, self.model, self.tokenizer = cfg, reward, model, tokenizer
         self.precomputed = precomputed or {}
         self.micro_batch, self.wait_s = micro_batch, wait_s
+        self.max_queued = max_queued if max_queued is not None else cfg.serve.max_queued_queries
         self.batches = 0
         """Generate calls made so far (tests and the bench read it)."""
+        self.queued = 0
+        """Queries waiting for the worker now."""
+        self.peak_queued = 0
+        """The most that ever waited at once (never above ``max_queued``)."""
+        self._lock = threading.Lock()
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._worker = threading.Thread(target=self._work, name="leser-expander", daemon=True)
         self._worker.start()
 
     def expand(self, queries: list[str]) -> Future:
-        """A future of one result per query (see :func:`judge`, plus ``source``), in order."""
+        """A future of one result per query (see :func:`judge`, plus ``source``), in order; cancelling it drops
+        its queries from the queue unless they are generating already. :class:`QueueFull` when they do not fit."""
         future: Future = Future()
         heads = {q: self.precomputed.get(query_key(q)) for q in queries}
         rest = [q for q in dict.fromkeys(queries) if heads[q] is None]
         if not rest:
             future.set_result(self._results(queries, heads, {}))
             return future
+        with self._lock:
+            if self.queued + len(rest) > self.max_queued:
+                raise QueueFull(f"the server is busy: {self.queued} queries wait for the model and this request "
+                                f"adds {len(rest)}; the limit is {self.max_queued} "
+                                f"(max_queued_queries={self.max_queued}); retry shortly")
+            self.queued += len(rest)
+            self.peak_queued = max(self.peak_queued, self.queued)
         generated: Future = Future()
         generated.add_done_callback(lambda done: _chain(done, future, lambda g: self._results(queries, heads, g)))
+        future.add_done_callback(lambda done: done.cancelled() and generated.cancel())
         self._jobs.put(_Job(rest, generated))
         return future
 
@@ -105,12 +175,20 @@ class Expander:
             out.append({**judge(q, expansions, self.cfg.rules), "source": source})
         return out
 
+    def _take(self, job: _Job) -> bool:
+        """Out of the queue: False for a job whose request gave up (it is dropped), else it is running now."""
+        with self._lock:
+            self.queued -= len(job.queries)
+        return job.future.set_running_or_notify_cancel()
+
     def _work(self) -> None:
         """Take jobs until ``micro_batch`` queries are waiting (or ``wait_s`` passed), generate, answer."""
         while True:
             job = self._jobs.get()
             if job is None:
                 return
+            if not self._take(job):
+                continue
             jobs = [job]
             while sum(len(j.queries) for j in jobs) < self.micro_batch:
                 try:
@@ -120,7 +198,8 @@ class Expander:
                 if more is None:
                     self._jobs.put(None)
                     break
-                jobs.append(more)
+                if self._take(more):
+                    jobs.append(more)
             self._run(jobs)
 
     def _run(self, jobs: list[_Job]) -> None:
@@ -153,24 +232,121 @@ class Expander:
 
 
 def _chain(done: Future, target: Future, then) -> None:
+    if target.cancelled() or done.cancelled():
+        target.cancel()
+        return
     try:
         target.set_result(then(done.result()))
     except Exception as err:
         target.set_exception(err)
 
 
-def create_app(expander: Expander) -> FastAPI:
-    app = FastAPI(title="LESER query expansion", description=__doc__)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
-    @app.post("/expand")
-    async def expand(request: ExpandRequest) -> dict:
-        if any(not q.strip() for q in request.queries):
-            raise HTTPException(status_code=422, detail="empty query in 'queries'")
-        return {"results": await asyncio.wrap_future(expander.expand(request.queries))}
+
+class RequestLimits:
+    """ASGI middleware: the body-size and time limits, which must hold before the app sees a request.
+
+    The body is read here, up to ``max_body_bytes`` and no further, then handed on whole; the whole request,
+    reading included, runs under ``request_timeout_s``."""
+
+    def __init__(self, app, limits: ServeConfig):
+        self.app, self.limits = app, limits
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limits, started, phase = self.limits, False, "read"
+
+        async def tracked(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            async with asyncio.timeout(limits.request_timeout_s):
+                body = await self._read_body(scope, receive)
+                if body is None:  # the client went away before it sent the whole body: no one to answer
+                    return
+                phase = "answer"
+                await self.app(scope, _replay(body, receive), tracked)
+        except BadRequest as bad:
+            await _error(bad.status, bad.message)(scope, receive, send)
+        except TimeoutError:
+            if not started:
+                status, what = (408, "the request body did not arrive") if phase == "read" else (504, "no answer")
+                await _error(status, f"{what} within {limits.request_timeout_s:g} s "
+                                     f"(request_timeout_s={limits.request_timeout_s:g})")(scope, receive, send)
+
+    async def _read_body(self, scope, receive) -> bytes | None:
+        most = self.limits.max_body_bytes
+        too_big = f"the request body is over {most} bytes (max_body_bytes={most})"
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > most:
+            raise BadRequest(413, f"the request body is {int(length)} bytes; the limit is {most} "
+                                  f"(max_body_bytes={most})")
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > most:
+                raise BadRequest(413, too_big)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+def _replay(body: bytes, receive):
+    """A ``receive`` that gives the app the body read already, then waits on the client (for a disconnect)."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+def create_app(expander: Expander, limits: ServeConfig | None = None) -> FastAPI:
+    """The HTTP app over ``expander``; ``limits`` default to ``expander.cfg.serve``."""
+    limits = limits or expander.cfg.serve
+    app = FastAPI(title="LESER query expansion", description=__doc__)
+    app.add_middleware(RequestLimits, limits=limits)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        return _error(err.status_code, str(err.detail), getattr(err, "headers", None))
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(request: Request, err: BadRequest) -> JSONResponse:
+        return _error(err.status, err.message, {"Retry-After": "1"} if err.status == 503 else None)
+
+    @app.post("/expand", openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"type": "object", "required": ["queries"], "properties": {"queries": {
+            "type": "array", "minItems": 1, "maxItems": limits.max_queries_per_request,
+            "items": {"type": "string", "minLength": 1, "maxLength": limits.max_query_chars}}}}}}}})
+    async def expand(request: Request) -> dict:
+        queries = parse_queries(await request.body(), limits)
+        future = expander.expand(queries)
+        try:
+            return {"results": await asyncio.wrap_future(future)}
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as err:  # the model failed: a one-line 500; the worker lives on
+            return _error(500, f"generation failed: {type(err).__name__}: {err}")
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "precomputed": len(expander.precomputed), "batches": expander.batches}
+        return {"status": "ok", "precomputed": len(expander.precomputed), "batches": expander.batches,
+                "queued": expander.queued}
 
     return app
 
@@ -187,11 +363,15 @@ def build_expander(cfg: LeserConfig, precomputed: str | None = None, micro_batch
 
 def serve(cfg: LeserConfig, host: str = "127.0.0.1", port: int = 8000, precomputed: str | None = None,
           micro_batch: int = 8) -> None:
-    """Load everything, then answer until interrupted."""
+    """Load everything, then answer until interrupted, under the limits of ``cfg.serve``."""
     import uvicorn
 
     expander = build_expander(cfg, precomputed, micro_batch)
-    print(f"serving on http://{host}:{port}/expand ({len(expander.precomputed)} precomputed queries)")
+    limits = cfg.serve
+    print(f"serving on http://{host}:{port}/expand ({len(expander.precomputed)} precomputed queries; limits: "
+          f"{limits.max_body_bytes} body bytes, {limits.max_queries_per_request} queries of "
+          f"{limits.max_query_chars} characters a request, {limits.max_queued_queries} queued, "
+          f"{limits.request_timeout_s:g} s)")
     try:
         uvicorn.run(create_app(expander), host=host, port=port, log_level="info")
     finally:
