@@ -25,3 +25,6 @@ python -m leser.cli eval "${valid[@]}" --output-dir runs/eval_valid_mixed156 \
   --checkpoint "mixed reward, step 156=runs/mixed_grpo/checkpoint-156"                        # 3 min
 # Chosen on valid (the best of min(nDCG@10 - PRF, R@100 - PRF)): judge step 100, mixed step 50. Not run on test
 # (see NOTES.md): neither is above the three-line PRF on valid.
+# Why: the judge's and the labels' rewards of every valid row's lines (2 min).
+python experiments/probes/reward_of_eval_rows.py runs/eval_valid/expansions.jsonl --set judge.model='"runs/judge"' \
+  --output runs/probe_reward_of_eval_rows.json
