@@ -174,7 +174,7 @@ def test_eval_shows_a_checkpoint_the_context_it_was_trained_with(eval_overrides,
     (wide / "leser_settings.json").write_text(json.dumps({"prompt": {"context_k": 4}}))
     shown = {}
 
-    def record(path, cfg, queries, contexts, shown_queries=None):
+    def record(path, cfg, queries, contexts, shown_queries=None, num_samples=0):
         shown[path] = {len(c) for c in contexts}
         return evaluate.Expansions([[] for _ in queries], [[] for _ in queries], 0.0, {})
 
@@ -210,7 +210,7 @@ def test_eval_with_correct_spelling_shows_the_expanders_the_fixed_query(eval_ove
     assert str(tmp_path / "data") == data
     seen = {}
 
-    def record(path, cfg, queries, contexts, shown_queries=None):
+    def record(path, cfg, queries, contexts, shown_queries=None, num_samples=0):
         seen[path] = dict(zip(queries, shown_queries))
         return evaluate.Expansions([[s] for s in shown_queries], [[] for _ in queries], 0.0, {})
 
@@ -243,3 +243,51 @@ def test_the_prf_row_writes_as_many_lines_as_the_policy():
     capped = load_config(None, ["prompt.num_expansions=3", "rules.max_expansions=2"])
     assert len(pseudo_relevance_expansions(capped, ["drill"], [titles]).expansions[0]) == 2
     assert len(pseudo_relevance_expansions(capped, ["drill"], [titles], lines=1).expansions[0]) == 1
+
+
+def test_judge_choice_rows_take_their_lines_from_the_policys_own_lines_and_the_shown_titles(eval_overrides,
+                                                                                            tmp_path, monkeypatch):
+    """``[eval] judge_choice_samples``: a trained row gets a second row whose lines the judge reward picks among
+    the row's greedy lines and its samples; the PRF row gets one picked among its lines of every shown title (the
+    same budget); the zero-shot row gets none, and the engine scores the chosen lines."""
+    import leser.evaluate
+    from test_reward_judge import save_tiny_cross_encoder
+
+    seen = []
+    choose = leser.evaluate.greedy_lines
+
+    def spy(reward, qids, pools, most):
+        chosen = choose(reward, qids, pools, most)
+        seen.append((reward.cfg.relevance, list(qids), pools, chosen, most))
+        return chosen
+
+    monkeypatch.setattr(leser.evaluate, "greedy_lines", spy)
+    judge = save_tiny_cross_encoder(tmp_path / "judge")
+    cfg = load_config(None, [*eval_overrides, f'judge.model="{judge}"', 'judge.precision="fp32"',
+                             "eval.judge_choice_samples=3", 'eval.engines=["dense"]', "prompt.num_expansions=2"])
+    report = run_evaluation(cfg)
+    prf = "pseudo-relevance feedback (no model)"
+    prf_label = f"pseudo-relevance, judge's choice of the top {cfg.prompt.context_k} titles' lines"
+    label = "again + judge's choice of 3 samples"
+    assert [r["system"] for r in report["rows"]] == ["original query", prf, prf_label,
+                                                     "zero-shot base model", "again", label]
+    assert len(seen) == 2  # the PRF row and the trained row only
+    lines = [json.loads(line) for line in (tmp_path / "out" / "expansions.jsonl").read_text().splitlines()]
+    by_system = {}
+    for r in lines:
+        by_system.setdefault(r["system"], {})[r["query_id"]] = r["expansions"]
+    for (relevance, qids, pools, chosen, most), system in zip(seen, (prf_label, label)):
+        assert relevance == "judge" and most == 2
+        assert list(by_system[system]) == qids and list(by_system[system].values()) == chosen
+        for pool, picked in zip(pools, chosen):
+            assert set(picked) <= set(pool) and len(picked) <= most and len(pool) == len(set(pool))
+    assert max(map(len, seen[0][2])) > 2  # more lines than the PRF row's budget to choose among
+    for qid, pool in zip(seen[0][1], seen[0][2]):
+        assert by_system[prf][qid] == pool[:2]  # the PRF row's own lines come first in its pool
+    for qid, pool in zip(seen[1][1], seen[1][2]):
+        assert set(by_system["again"][qid]) <= set(pool)
+    row = report["rows"][-1]
+    assert row["generation"]["pool"].startswith("distinct lines of the greedy completion and 3 samples")
+    assert row["generation"]["chosen_by"].startswith("relevance judge")
+    assert row["vs_pseudo_relevance"] is not None and row["latency_ms_per_query"] > 0
+    assert report["rows"][2]["vs_pseudo_relevance"] is not None

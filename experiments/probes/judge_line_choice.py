@@ -30,22 +30,7 @@ from leser.runtime import Engines, build_plan, trainable_queries
 from retrieval import load_dataset, title_expansions
 from retrieval.plan import top_titles
 from reward import SearchReward
-
-
-def greedy_lines(reward: SearchReward, qids: list[str], pool: list[list[str]], most: int = 3) -> list[list[str]]:
-    """Per query, up to ``most`` lines of its pool, each round adding the line that raises the reward's total
-    most, and stopping where none does."""
-    chosen = [[] for _ in qids]
-    best = reward.score(qids, chosen).total.numpy()
-    for _ in range(most):
-        pick, gain = list(chosen), best.copy()
-        for j in range(max(len(p) for p in pool)):
-            trial = [c + [p[j]] if j < len(p) and p[j] not in c else c for c, p in zip(chosen, pool)]
-            total = reward.score(qids, trial).total.numpy()
-            for i in np.flatnonzero(total > gain + 1e-9):
-                pick[i], gain[i] = trial[i], total[i]
-        chosen, best = pick, gain
-    return chosen
+from reward.line_choice import greedy_lines
 
 
 def main() -> None:
@@ -78,7 +63,7 @@ def main() -> None:
     for pool_name, pool in pools.items():
         for name, reward in rewards.items():
             start, pairs = time.perf_counter(), judge.pairs_scored
-            chosen = greedy_lines(reward, qids, pool)
+            chosen = greedy_lines(reward, qids, pool, most=3)
             diff = paired(per_query_scores(dataset, qids, scores.fused(chosen), scores.originals),
                           scores.scores["original query"])
             label = f"{pool_name}: chosen by the {name} reward"

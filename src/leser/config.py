@@ -119,6 +119,22 @@ class EvalConfig:
     expand decode the same way."""
     max_new_tokens: int = 32
     batch_queries: int = 16
+    judge_choice_samples: int = 0
+    """For each trained row, also add a row whose lines the relevance judge (``[judge]``) chooses: up to
+    ``[prompt] num_expansions`` of the distinct lines of the row's own greedy expansions and this many samples,
+    picked greedily by the judge reward's total (``reward.relevance = "judge"``, on ``[engine]``'s plan). It reads
+    no labels. The judge only picks lines; the engine ranks the products. A served system can do the same for
+    precomputed head queries; it costs this many generations and the judge's passes per query. Its equal-budget
+    baseline comes with it: the judge's choice among the pseudo-relevance lines of the ``context_k`` titles the
+    policy is shown (with ``pseudo_relevance``). 0: no such rows."""
+    judge_choice_temperature: float = 1.0
+    """Sampling temperature of those samples (query ``i``'s from a generator seeded ``i``)."""
+
+    def __post_init__(self):
+        if not (isinstance(self.judge_choice_samples, int) and self.judge_choice_samples >= 0):
+            raise OptionError("judge_choice_samples", f"must be an integer >= 0, got {self.judge_choice_samples!r}")
+        if not self.judge_choice_temperature > 0:
+            raise OptionError("judge_choice_temperature", f"must be > 0, got {self.judge_choice_temperature!r}")
 
 
 @dataclass

@@ -19,12 +19,14 @@ from tqdm.auto import tqdm
 
 from grpo.provenance import provenance as run_provenance
 from leser.config import LeserConfig, checkpoint_overrides, load_config
+from leser.judge import load_judge
 from leser.report import write_report
 from leser.runtime import Engines, build_plan, build_speller, trainable_queries
 from retrieval import Dataset, load_dataset, title_expansions
 from retrieval.metrics import paired_bootstrap, query_metrics
 from retrieval.plan import RetrievalPlan, top_titles
-from reward import check, usable
+from reward import SearchReward, check, usable
+from reward.line_choice import greedy_lines, line_pool
 
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "coverage_increment")
 PAIRED_METRICS = ("ndcg@10", "recall@100")
@@ -82,14 +84,17 @@ class Expansions:
     violations: list[list[str]]
     seconds: float
     generation: dict
+    samples: list[list[list[str]]] | None = None
+    """``[eval] judge_choice_samples`` sampled completions per query (usable lines only), when asked for."""
 
 
 def generate_expansions(model_path: str | None, cfg: LeserConfig, queries: list[str],
-                        contexts: list[list[str]], shown: list[str] | None = None) -> Expansions:
+                        contexts: list[list[str]], shown: list[str] | None = None, num_samples: int = 0) -> Expansions:
     """Expand every query with the policy at ``model_path``, shown its context titles and the query as ``shown``
-    (default: as typed); the rules judge the expansions against the query as typed, as the reward does."""
+    (default: as typed); the rules judge the expansions against the query as typed, as the reward does. With
+    ``num_samples``, also that many sampled completions per query (``[eval] judge_choice_temperature``)."""
     shown = shown or queries
-    from policy import expand_queries, load_policy
+    from policy import expand_queries, load_policy, sample_expansions
 
     stored = checkpoint_overrides(model_path, sections=("prompt",))
     if stored:
@@ -106,8 +111,41 @@ def generate_expansions(model_path: str | None, cfg: LeserConfig, queries: list[
     generation = {"temperature": cfg.eval.temperature, "max_new_tokens": cfg.eval.max_new_tokens,
                   "distinct_lines": cfg.eval.distinct_lines,
                   "context_k": cfg.prompt.context_k, "num_expansions": cfg.prompt.num_expansions}
+    samples = None
+    if num_samples:
+        sampled = sample_expansions(model, tokenizer, shown, contexts, cfg.prompt, num_samples,
+                                    temperature=cfg.eval.judge_choice_temperature,
+                                    max_new_tokens=cfg.eval.max_new_tokens, batch_size=size)
+        samples = [[usable(p, q, cfg.rules) for p in per_query] for per_query, q in zip(sampled, queries)]
+        generation["sample_seconds"] = time.perf_counter() - start - seconds
     return Expansions([usable(p, q, cfg.rules) for p, q in zip(parsed, queries)],
-                      [check(p, q, cfg.rules) for p, q in zip(parsed, queries)], seconds, generation)
+                      [check(p, q, cfg.rules) for p, q in zip(parsed, queries)], seconds, generation, samples)
+
+
+def judge_choice_expansions(cfg: LeserConfig, reward: SearchReward, qids: list[str], queries: list[str],
+                            pools: list[list[str]], base: Expansions, pool_source: str) -> Expansions:
+    """Up to ``[prompt] num_expansions`` lines per query, chosen by ``reward`` (the judge's) among ``pools[i]``
+    (:func:`reward.line_choice.greedy_lines`); its time adds to ``base``'s, which made the pools."""
+    start = time.perf_counter()
+    most = min(cfg.prompt.num_expansions, cfg.rules.max_expansions)
+    chosen = greedy_lines(reward, qids, pools, most=most)
+    generation = {**base.generation, "chosen_by": "relevance judge reward, greedy forward selection",
+                  "pool": pool_source, "mean_pool_lines": float(np.mean([len(p) for p in pools])), "most_lines": most}
+    return Expansions(chosen, [check(e, q, cfg.rules) for e, q in zip(chosen, queries)],
+                      base.seconds + time.perf_counter() - start, generation)
+
+
+def judge_choice_pools(cfg: LeserConfig, out: Expansions, queries: list[str], contexts: list[list[str]],
+                       shown: list[str]) -> tuple[list[list[str]], Expansions, str]:
+    """The lines the judge chooses among for a row: a policy's greedy and sampled lines, or, for the no-model row,
+    the pseudo-relevance line of each of the ``context_k`` titles the policy is shown (the same information)."""
+    if out.samples is not None:
+        pools = [line_pool([greedy, *sampled]) for greedy, sampled in zip(out.expansions, out.samples)]
+        base = dataclasses.replace(out, seconds=out.seconds + out.generation["sample_seconds"])
+        return pools, base, (f"distinct lines of the greedy completion and {cfg.eval.judge_choice_samples} samples "
+                             f"at T {cfg.eval.judge_choice_temperature}")
+    base = pseudo_relevance_expansions(cfg, queries, contexts, shown, lines=cfg.prompt.context_k)
+    return base.expansions, base, f"the pseudo-relevance line of each of the top {cfg.prompt.context_k} titles"
 
 
 def pseudo_relevance_expansions(cfg: LeserConfig, queries: list[str], contexts: list[list[str]],
@@ -203,7 +241,8 @@ def run_evaluation(cfg: LeserConfig) -> dict:
     policies = [(PSEUDO_RELEVANCE, None)] if cfg.eval.pseudo_relevance else []
     policies += [(PSEUDO_RELEVANCE_ONE_LINE, None)] if cfg.eval.pseudo_relevance_one_line else []
     policies += [("zero-shot base model", cfg.policy.model or "")] if cfg.eval.zero_shot else []
-    policies += _checkpoint_rows(cfg)
+    checkpoints = _checkpoint_rows(cfg)
+    policies += checkpoints
     # Each policy's prompt then shows the first context_k titles it was trained with.
     depth = context_depth(cfg, [path for _, path in policies])
     print(f"evaluating {len(qids)} {cfg.eval.split} queries on {', '.join(kinds)}; "
@@ -223,6 +262,7 @@ def run_evaluation(cfg: LeserConfig) -> dict:
               "rows": [asdict(e.row(ORIGINAL)) for e in by_engine.values()]}
     out_dir = Path(cfg.eval.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    judge_reward = None  # built at the first judge-chosen row
     with (out_dir / "expansions.jsonl").open("w") as jsonl:
         for label, path in policies:
             print(f"- {label}", flush=True)
@@ -230,14 +270,35 @@ def run_evaluation(cfg: LeserConfig) -> dict:
                 lines = 1 if label == PSEUDO_RELEVANCE_ONE_LINE else None
                 out = pseudo_relevance_expansions(cfg, queries, contexts, shown, lines=lines)
             else:
-                out = generate_expansions(path or None, cfg, queries, contexts, shown)
+                samples = cfg.eval.judge_choice_samples if (label, path) in checkpoints else 0
+                out = generate_expansions(path or None, cfg, queries, contexts, shown, num_samples=samples)
             for scores in by_engine.values():
                 scores.add(label, out.expansions)
                 report["rows"].append(asdict(scores.row(label, out)))
             write_expansions(jsonl, label, qids, queries, out)
             write_report(report, out_dir, quiet=True)  # each finished row is on disk at once
+            if cfg.eval.judge_choice_samples and (out.samples is not None or label == PSEUDO_RELEVANCE):
+                chosen_label = (f"{label} + judge's choice of {cfg.eval.judge_choice_samples} samples"
+                                if out.samples is not None else
+                                f"pseudo-relevance, judge's choice of the top {cfg.prompt.context_k} titles' lines")
+                print(f"- {chosen_label}", flush=True)
+                judge_reward = judge_reward or build_judge_reward(cfg, dataset, by_engine[kinds[0]].plan)
+                pools, base, source = judge_choice_pools(cfg, out, queries, contexts, shown)
+                chosen = judge_choice_expansions(cfg, judge_reward, qids, queries, pools, base, source)
+                for scores in by_engine.values():
+                    scores.add(chosen_label, chosen.expansions)
+                    report["rows"].append(asdict(scores.row(chosen_label, chosen)))
+                write_expansions(jsonl, chosen_label, qids, queries, chosen)
+                write_report(report, out_dir, quiet=True)
     write_report(report, out_dir)
     return report
+
+
+def build_judge_reward(cfg: LeserConfig, dataset: Dataset, plan: RetrievalPlan) -> SearchReward:
+    """The judge's reward on ``plan``, as training computes it (``reward.relevance = "judge"``, fused list): it
+    reads no labels, so it may choose lines of any split's queries."""
+    reward_cfg = dataclasses.replace(cfg.reward, relevance="judge", relevance_on="fused", headroom_only=False)
+    return SearchReward(dataset, plan, reward_cfg, cfg.rules, judge=load_judge(cfg))
 
 
 def write_expansions(f, label: str, qids: list[str], queries: list[str], out: Expansions) -> None:

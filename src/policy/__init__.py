@@ -3,7 +3,7 @@
 Self-contained: it depends on torch/transformers only, never on ``retrieval``, ``reward``,
 ``grpo`` or ``leser``.
 """
-from .expand import expand_queries
+from .expand import expand_queries, sample_expansions
 from .loading import convert_gguf, default_policy_dir, load_policy
 from .logprobs import CompletionScorer, completion_logprobs, naive_completion_logprobs
 from .lora import (LoraConfig, apply_lora, load_adapter, lora_state_dict, merge_lora, save_adapter,
@@ -21,6 +21,7 @@ __all__ = [
     "Rollout",
     "sample_groups",
     "expand_queries",
+    "sample_expansions",
     "completion_logprobs",
     "CompletionScorer",
     "naive_completion_logprobs",
