@@ -18,9 +18,10 @@ import json
 from pathlib import Path
 
 from leser.config import load_config
-from leser.evaluate import (ORIGINAL, PSEUDO_RELEVANCE, EngineScores, context_depth, generate_expansions,
-                            mean_scores, provenance, pseudo_relevance_expansions)
-from leser.runtime import Engines, build_plan, trainable_queries
+from leser.evaluate import context_depth, generate_expansions, provenance, pseudo_relevance_expansions
+from leser.scoring import ORIGINAL, PSEUDO_RELEVANCE, EngineScores, mean_scores
+from leser.runtime import Engines, build_plan
+from leser.queries import trainable_queries
 from retrieval import load_dataset
 from retrieval.plan import top_titles
 

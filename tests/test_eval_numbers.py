@@ -7,7 +7,8 @@ import math
 import pytest
 
 from leser.config import load_config
-from leser.evaluate import ORIGINAL, PSEUDO_RELEVANCE, EngineScores, Expansions, pseudo_relevance_expansions
+from leser.evaluate import pseudo_relevance_expansions
+from leser.scoring import ORIGINAL, PSEUDO_RELEVANCE, EngineScores, Expansions
 from retrieval import Dataset
 from retrieval.plan import FusionSettings, RetrievalPlan, top_titles
 from test_reward import FakeEngine
@@ -95,3 +96,27 @@ def test_eval_rows_against_hand_computed_ndcg_recall_and_paired_differences():
     assert (fixed["recall@100"]["better"], fixed["recall@100"]["same"]) == (1, 2)
     assert rows[PSEUDO_RELEVANCE].vs_pseudo_relevance is None
     assert rows["fixed"].rule_violation_rate == 0.0
+
+
+def test_a_rows_violation_rate_latency_and_examples():
+    """Per query: 1 of 2 queries with a violation is 50%, 1 s for 2 queries is 500 ms a query, and at most 5
+    examples are kept; a query without judgements scores 0; the mean of no queries is 0."""
+    import numpy as np
+
+    from leser.scoring import mean_scores, per_query_scores
+
+    dataset, plan = toy()
+    scores = EngineScores(plan, dataset, QIDS[:2])
+    out = Expansions(FIXED[:2], [["too many words"], []], 1.0, {})
+    scores.add("fixed", out.expansions)
+    row = scores.row("fixed", out)
+    assert row.rule_violation_rate == 0.5 and row.latency_ms_per_query == 500.0
+    assert [e["query"] for e in row.examples] == ["drill", "sofa"]
+    many = [f"q{i}" for i in range(7)]
+    dataset.queries.update({q: "drill" for q in many})
+    wide = EngineScores(plan, dataset, many)
+    wide.add("fixed", [["impact driver"]] * 7)
+    assert len(wide.row("fixed", Expansions([["impact driver"]] * 7, [[]] * 7, 0.0, {})).examples) == 5
+    unjudged = per_query_scores(dataset, ["q0"], [wide.originals[0]], [wide.originals[0]])
+    assert all(v.tolist() == [0.0] for v in unjudged.values())
+    assert mean_scores({"ndcg@10": np.zeros(0)}) == {"ndcg@10": 0.0}

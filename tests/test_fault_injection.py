@@ -297,6 +297,7 @@ def test_cli_exits_0_with_one_line_saying_how_to_resume(tmp_path, monkeypatch, c
     from types import SimpleNamespace
 
     import grpo.trainer
+    import leser.queries
     import leser.runtime
     import policy
     from leser.cli import main
@@ -311,8 +312,8 @@ def test_cli_exits_0_with_one_line_saying_how_to_resume(tmp_path, monkeypatch, c
     dataset = SimpleNamespace(summary=lambda: "toy data")
     monkeypatch.setattr(policy, "load_policy", lambda *a, **k: (None, None))
     monkeypatch.setattr(leser.runtime, "build_reward", lambda cfg: SimpleNamespace(dataset=dataset, plan="toy plan"))
-    monkeypatch.setattr(leser.runtime, "trainable_queries", lambda *a: ["q1"])
-    monkeypatch.setattr(leser.runtime, "training_queries", lambda *a: ["q1"])
+    monkeypatch.setattr(leser.queries, "trainable_queries", lambda *a: ["q1"])
+    monkeypatch.setattr(leser.queries, "training_queries", lambda *a: ["q1"])
     monkeypatch.setattr(grpo.trainer, "GRPOTrainer", StoppedTrainer)
     out_dir = tmp_path / "run"
     assert main(["train", "--set", f'train.output_dir="{out_dir}"']) == 0

@@ -133,7 +133,8 @@ def test_report_png_is_written_when_matplotlib_is_installed(tmp_path):
     pytest.importorskip("matplotlib")
     from dataclasses import asdict
 
-    from leser.evaluate import METRICS, Row, write_report
+    from leser.evaluate import write_report
+    from leser.scoring import METRICS, Row
 
     from retrieval.metrics import paired_bootstrap
 

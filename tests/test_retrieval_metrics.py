@@ -145,3 +145,47 @@ def test_paired_bootstrap_width_is_the_normal_approximations_and_seeded():
     assert paired_bootstrap(d, seed=3) == paired_bootstrap(d, seed=3)
     other = paired_bootstrap(d, seed=3)
     assert (other["ci_low"], other["ci_high"]) != (ci["ci_low"], ci["ci_high"]) and close(_half_width(other))
+
+
+def test_catalog_row_0_counts_and_a_ranking_may_come_as_a_row_tensor():
+    """Row 0 is a product like any other (only negative ids are padding), and a ``[1, n]`` tensor ranks as its
+    flat list does."""
+    gains = {0: 2.0, 4: 1.0}
+    assert mrr_at_k([0, 4], gains, 10, relevant_gain=2.0) == 1.0
+    assert recall_at_k([-1, 0], gains, 10, relevant_gain=2.0) == 1.0
+    flat = query_metrics([4, 0, 3], gains, 1.0)
+    assert query_metrics(torch.tensor([[4, 0, 3]]), gains, 1.0) == flat
+    assert flat["mrr@10"] == 1.0 and flat["ndcg@10"] < 1.0
+
+
+def test_mrr_at_10_stops_at_rank_10():
+    ranked = list(range(10, 20)) + [3]  # the only relevant item at rank 11
+    assert query_metrics(ranked, GAINS, 2.0)["mrr@10"] == 0.0
+    assert query_metrics(ranked, GAINS, 2.0, mrr_at=(11,))["mrr@11"] == pytest.approx(1 / 11)
+
+
+def test_evaluate_rankings_scores_a_query_without_judgements_0():
+    result = evaluate_rankings({"a": [7, 3], "unjudged": [1, 2]}, {"a": GAINS}, relevant_gain=2.0)
+    assert result["recall@10"] == 0.5 and result["mrr@10"] == 0.5 and result["n_queries"] == 2
+
+
+def test_paired_bootstrap_defaults_and_confidence_bounds():
+    """The report says "10,000 resamples" and seed 0: the defaults are those; a confidence must lie in (0, 1)."""
+    import numpy as np
+
+    from retrieval.metrics import paired_bootstrap
+
+    d = np.random.default_rng(3).normal(0.01, 0.1, size=50).tolist()
+    assert paired_bootstrap(d) == paired_bootstrap(d, resamples=10_000, seed=0)
+    assert paired_bootstrap(d) != paired_bootstrap(d, seed=1)
+    assert paired_bootstrap(d) != paired_bootstrap(d, resamples=10_001)
+    for confidence in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="confidence"):
+            paired_bootstrap(d, confidence=confidence)
+
+
+def test_resamples_are_drawn_in_chunks_that_add_up():
+    from retrieval.metrics import _chunks
+
+    assert _chunks(10, 4) == [4, 4, 2]
+    assert _chunks(8, 4) == [4, 4] and _chunks(3, 10) == [3]

@@ -43,7 +43,8 @@ from grpo.host import heap_only_malloc, use_cores
 from grpo.provenance import provenance
 from grpo.trainer import GRPOTrainer, PhaseTimer
 from leser.config import load_config
-from leser.runtime import build_reward, trainable_queries
+from leser.runtime import build_reward
+from leser.queries import trainable_queries
 from policy import build_prompt, load_policy, parse_completion
 from policy.loading import default_policy_dir
 

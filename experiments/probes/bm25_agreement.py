@@ -14,7 +14,7 @@ import numpy as np
 
 from leser.config import load_config
 from leser.evaluate import provenance
-from leser.runtime import trainable_queries
+from leser.queries import trainable_queries
 from retrieval import BM25Engine, load_dataset
 
 

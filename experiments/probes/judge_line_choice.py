@@ -24,9 +24,11 @@ import numpy as np
 from relaxation_headroom import drop_one, engine_only_titles, training_lines
 
 from leser.config import load_config
-from leser.evaluate import EngineScores, paired, per_query_scores, provenance
+from leser.evaluate import provenance
+from leser.scoring import EngineScores, paired, per_query_scores
 from leser.judge import load_judge
-from leser.runtime import Engines, build_plan, trainable_queries
+from leser.runtime import Engines, build_plan
+from leser.queries import trainable_queries
 from retrieval import load_dataset, title_expansions
 from retrieval.plan import top_titles
 from reward import SearchReward

@@ -22,8 +22,10 @@ import torch
 
 from grpo.distill import relevant_titles
 from leser.config import load_config
-from leser.evaluate import ORIGINAL, EngineScores, mean_scores, paired, provenance
-from leser.runtime import Engines, build_plan, trainable_queries
+from leser.evaluate import provenance
+from leser.scoring import ORIGINAL, EngineScores, mean_scores, paired
+from leser.runtime import Engines, build_plan
+from leser.queries import trainable_queries
 from retrieval import CatalogVocabulary, load_dataset, term_expansions, title_expansions
 
 

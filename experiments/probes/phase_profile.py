@@ -25,7 +25,8 @@ from torch.profiler import ProfilerActivity, profile
 from grpo.host import heap_only_malloc, use_cores
 from grpo.trainer import GRPOTrainer, PhaseTimer
 from leser.config import load_config
-from leser.runtime import build_reward, trainable_queries
+from leser.runtime import build_reward
+from leser.queries import trainable_queries
 from policy import load_policy
 
 BENCH_SETTINGS = ["train.beta=0.04", "train.num_iterations=1", "train.max_completion_length=32",

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from leser.config import load_config
-from leser.evaluate import EngineScores, paired, per_query_scores
+from leser.scoring import EngineScores, paired, per_query_scores
 from leser.runtime import Engines, build_plan
 from retrieval import load_dataset, title_expansions
 from retrieval.fusion import fuse

@@ -30,7 +30,8 @@ from grpo.objective import LossNormalizer, grpo_loss, masked_mean
 from grpo.provenance import provenance
 from grpo.trainer import GRPOTrainer
 from leser.config import load_config
-from leser.runtime import build_reward, trainable_queries
+from leser.runtime import build_reward
+from leser.queries import trainable_queries
 from policy import CompletionScorer, load_policy
 
 

@@ -21,8 +21,10 @@ from pathlib import Path
 
 from grpo.distill import relevant_titles
 from leser.config import load_config
-from leser.evaluate import EngineScores, mean_scores, paired, provenance
-from leser.runtime import Engines, build_plan, build_reward, trainable_queries
+from leser.evaluate import provenance
+from leser.scoring import EngineScores, mean_scores, paired
+from leser.runtime import Engines, build_plan, build_reward
+from leser.queries import trainable_queries
 from retrieval import CatalogVocabulary, load_dataset, term_expansions, title_expansions
 from retrieval.plan import top_titles
 

@@ -18,7 +18,8 @@ import torch
 from grpo.objective import zero_std_groups
 from leser.config import load_config
 from leser.evaluate import provenance
-from leser.runtime import Engines, build_plan, trainable_queries
+from leser.runtime import Engines, build_plan
+from leser.queries import trainable_queries
 from policy import build_prompt, load_policy, parse_completion, sample_groups
 from retrieval import load_dataset
 from reward import PART_NAMES, SearchReward

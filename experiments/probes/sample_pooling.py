@@ -19,8 +19,10 @@ import time
 import torch
 
 from leser.config import load_config
-from leser.evaluate import PSEUDO_RELEVANCE, EngineScores, paired, per_query_scores, pseudo_relevance_expansions
-from leser.runtime import build_plan, trainable_queries
+from leser.evaluate import pseudo_relevance_expansions
+from leser.scoring import PSEUDO_RELEVANCE, EngineScores, paired, per_query_scores
+from leser.runtime import build_plan
+from leser.queries import trainable_queries
 from policy import build_prompt, expand_queries, load_policy, parse_completion, sample_groups
 from retrieval import load_dataset
 from retrieval.fusion import fuse

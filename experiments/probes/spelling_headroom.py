@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from leser.config import load_config
-from leser.evaluate import (EngineScores, generate_expansions, mean_scores, paired, provenance,
-                            pseudo_relevance_expansions)
-from leser.runtime import Engines, build_plan, trainable_queries
+from leser.evaluate import generate_expansions, provenance, pseudo_relevance_expansions
+from leser.scoring import EngineScores, mean_scores, paired
+from leser.runtime import Engines, build_plan
+from leser.queries import trainable_queries
 from retrieval import Speller, load_dataset, title_expansions
 from retrieval.plan import top_titles
 

@@ -22,7 +22,8 @@ import policy.logprobs as scoring
 from grpo.host import use_cores
 from grpo.trainer import GRPOTrainer, PhaseTimer
 from leser.config import load_config
-from leser.runtime import build_reward, trainable_queries
+from leser.runtime import build_reward
+from leser.queries import trainable_queries
 from policy import load_policy
 from policy.precision import autocast
 

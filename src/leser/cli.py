@@ -34,7 +34,8 @@ def cmd_train(args) -> int:
     from grpo.checkpoint import check_output_dir
     from grpo.distributed import from_environment, shutdown
     from grpo.trainer import GRPOTrainer
-    from leser.runtime import build_reward, trainable_queries, training_queries
+    from leser.runtime import build_reward
+    from leser.queries import trainable_queries, training_queries
     from policy import load_policy
     from policy.loading import resolve_device
 
@@ -93,7 +94,8 @@ def resume_command(args) -> str:
 
 def cmd_distill(args) -> int:
     from grpo.distill import distill
-    from leser.runtime import build_reward, training_queries
+    from leser.runtime import build_reward
+    from leser.queries import training_queries
     from policy import load_policy
 
     cfg = _config(args)

@@ -14,7 +14,8 @@ from torch import nn
 from grpo.host import heap_only_malloc, use_cores
 from grpo.trainer import GRPOTrainer, PhaseTimer
 from leser.config import load_config
-from leser.runtime import build_reward, trainable_queries
+from leser.runtime import build_reward
+from leser.queries import trainable_queries
 from policy import load_policy
 
 use_cores()
