@@ -120,9 +120,34 @@ def test_judge_modes_refuse_a_missing_judge_and_the_labels_headroom_filter():
     env = judged_env("labels", {})
     with pytest.raises(ValueError, match="needs a relevance judge"):
         SearchReward(env.dataset, env.plan, RewardConfig(relevance="judge", relevance_on="fused"), RulesConfig())
-    with pytest.raises(ValueError, match="headroom_only reads the labels"):
+    with pytest.raises(ValueError, match="needs reward.relevance_on = 'fused'"):
+        SearchReward(env.dataset, env.plan, RewardConfig(relevance="judge", relevance_on="each"), RulesConfig(),
+                     judge=TableJudge({}))
+    with pytest.raises(ValueError, match="^reward.headroom_only reads the labels; with reward.relevance = 'judge'"):
         SearchReward(env.dataset, env.plan, RewardConfig(relevance="judge", relevance_on="fused", headroom_only=True),
                      RulesConfig(), judge=TableJudge({}))
+
+
+def test_judge_parts_by_hand_at_each_cut_off():
+    """relevance_k 1, coverage_k 2, depth 3, and an ideal DCG and an original mass that are not 1, so each cut-off,
+    each divisor and each part's place in the tuple shows."""
+    dataset = Dataset(name="toy", product_ids=[f"p{i}" for i in range(6)],
+                      product_texts=[f"title {i}" for i in range(6)], queries={"q": "drill"}, qrels={"q": {0: 2.0}},
+                      relevant_gain=2.0)
+    engine = FakeEngine({"drill": [0, 1, 2], "impact driver": [4, 5]})
+    cfg = RewardConfig(relevance="judge", relevance_on="fused", relevance_k=1, coverage_k=2, deep_weight=1.0)
+    # expansions weigh 2: fused [4, 5, 0] (2/61, 2/62, then 1/61)
+    plan = RetrievalPlan("fake", [engine], engine, FusionSettings(1.0, 2.0, rrf_k=60), depth=3)
+    judge = TableJudge({0: 0.75, 1: 0.5, 2: 0.8, 4: 1.0, 5: 1.0})
+    parts = SearchReward(dataset, plan, cfg, RulesConfig(), judge=judge).score(["q"], [["impact driver"]])
+    before, after, ideal = [0.75, 0.5, 0.8], [1.0, 1.0, 0.75], [0.8, 0.75, 0.5]
+
+    def dcg(gains, k):
+        return sum(g / math.log2(i + 2) for i, g in enumerate(gains[:k]))
+
+    assert parts.relevance.item() == pytest.approx((1.0 - 0.75) / 0.8, abs=1e-6)  # DCG@1 over the ideal's
+    assert parts.deep.item() == pytest.approx((dcg(after, 3) - dcg(before, 3)) / dcg(ideal, 3), abs=1e-6)
+    assert parts.coverage.item() == pytest.approx((2.0 - 1.25) / 1.25, abs=1e-6)  # top-2 mass over the original's
 
 
 def test_judged_item_metrics_by_hand():

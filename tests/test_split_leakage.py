@@ -112,3 +112,16 @@ def test_labelled_training_sees_training_queries_only(tmp_path, monkeypatch, tin
     for name in ("headroom", "distill", "step"):
         assert seen[name] == {"train"}, (name, seen)
     assert seen["validation"] == {"valid"}
+
+
+@pytest.mark.parametrize("relevance", ["labels", "mixed", "judge", "label_free"])
+def test_a_split_keeps_queries_without_a_relevant_item_only_where_the_reward_reads_no_labels(relevance):
+    """The labels (and the labels half of "mixed") can teach nothing on a query with no relevant item; the judge
+    and the label-free reward read no labels, so they keep it. Sorted ids, the split's own only."""
+    from leser.queries import trainable_queries
+
+    dataset = split_dataset()
+    dataset.qrels["train1"] = {0: 1.0}  # judged, below the relevant gain
+    got = trainable_queries(load_config(None, [f'reward.relevance="{relevance}"']), dataset, "train")
+    want = ["train0", "train2"] if relevance in ("labels", "mixed") else ["train0", "train1", "train2"]
+    assert got == want
