@@ -47,7 +47,8 @@ test-slow:
 	$(PYTHON) -m pytest tests -m slow
 
 # Mutation testing of the GRPO objective, the reward, the metrics, the eval's scoring and the query selection
-# ([mutmut] in setup.cfg): every surviving mutant is listed in $(MUTATION_REPORT); ~26 min on 2 cores. Needs the `mutation` extra: pip install -c $(LOCK_FILE) -e ".[mutation]".
+# ([mutmut] in setup.cfg): every surviving mutant is listed in $(MUTATION_REPORT); ~26 min on 2 cores.
+# Needs the `mutation` extra: pip install -c $(LOCK_FILE) -e ".[mutation]".
 MUTATION_REPORT ?= mutants/report.txt
 MUTATION_JOBS ?= 2
 # One thread a mutant: mutmut's limit is CPU time, which torch's idle threads would spend spinning.

@@ -277,8 +277,13 @@ def test_judge_choice_rows_take_their_lines_from_the_policys_own_lines_and_the_s
     by_system = {}
     for r in lines:
         by_system.setdefault(r["system"], {})[r["query_id"]] = r["expansions"]
+    pooled = {r["system"]: {} for r in lines if "pool" in r}
+    for r in lines:
+        if "pool" in r:
+            pooled[r["system"]][r["query_id"]] = r["pool"]
+    assert set(pooled) == {prf_label, label}  # only the judge-chosen rows record what they chose from
     for (relevance, qids, pools, chosen, most), system in zip(seen, (prf_label, label)):
-        assert relevance == "judge" and most == 2
+        assert relevance == "judge" and most == 2 and list(pooled[system].values()) == pools
         assert list(by_system[system]) == qids and list(by_system[system].values()) == chosen
         for pool, picked in zip(pools, chosen):
             assert set(picked) <= set(pool) and len(picked) <= most and len(pool) == len(set(pool))

@@ -18,15 +18,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-from relaxation_headroom import drop_one, engine_only_titles, training_lines
+from relaxation_headroom import wide_pool
 
 from leser.config import load_config
 from leser.evaluate import provenance
 from leser.scoring import EngineScores, paired, per_query_scores
 from leser.runtime import Engines, build_plan
 from leser.queries import trainable_queries
-from retrieval import load_dataset, title_expansions
-from retrieval.plan import top_titles
+from retrieval import load_dataset
 
 SELECTORS = ("line-query", "items", "new items")
 
@@ -43,17 +42,10 @@ def main() -> None:
     engines = Engines(cfg, dataset)
     plan = build_plan(cfg, dataset, "hybrid", engines)
     scores = EngineScores(plan, dataset, qids)
-    limits = (cfg.rules.max_words, cfg.rules.max_chars)
-    queries = [dataset.queries[q] for q in qids]
-    prf20 = [title_expansions(q, top_titles(dataset.product_texts, r, 20), *limits)
-             for q, r in zip(queries, scores.originals)]
-    only = [engine_only_titles(dataset, lists) for lists in scores.lists]
-    words, titles = training_lines(cfg, dataset, engines, qids, limits)
-    wide = [p + drop_one(q) + title_expansions(q, o[0], *limits) + title_expansions(q, o[1], *limits) + w + t
-            for p, q, o, w, t in zip(prf20, queries, only, words, titles)]
+    wide, words, prf20 = wide_pool(cfg, dataset, engines, scores, qids)
     pools = {"all": wide, "prf top 20": prf20, "training words + prf top 3": [w + p[:3] for w, p in zip(words, prf20)]}
     dense = engines.get("dense")
-    query_vectors = dense.encoder.encode(queries)
+    query_vectors = dense.encoder.encode([dataset.queries[q] for q in qids])
     out = {"split": "valid", "num_queries": len(qids), **provenance(cfg), "rows": {}}
 
     def line_scores(i: int, lines: list[str], found, vectors, selector: str) -> list[float]:

@@ -64,6 +64,21 @@ def training_lines(cfg, dataset, engines, qids, limits) -> tuple[list[list[str]]
     return words, titles
 
 
+def wide_pool(cfg, dataset, engines, scores, qids: list[str]):
+    """Per query, the wide pool's lines (as typed: PRF from the hybrid's top 20 titles, the query with a word
+    dropped, each engine's own titles, the training split's nearest queries' words and titles), and its parts
+    the training neighbours' words and the 20 PRF lines."""
+    limits = (cfg.rules.max_words, cfg.rules.max_chars)
+    queries = [dataset.queries[q] for q in qids]
+    prf20 = [title_expansions(q, top_titles(dataset.product_texts, r, 20), *limits)
+             for q, r in zip(queries, scores.originals)]
+    only = [engine_only_titles(dataset, lists) for lists in scores.lists]
+    words, titles = training_lines(cfg, dataset, engines, qids, limits)
+    wide = [p + drop_one(q) + title_expansions(q, o[0], *limits) + title_expansions(q, o[1], *limits) + w + t
+            for p, q, o, w, t in zip(prf20, queries, only, words, titles)]
+    return wide, words, prf20
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default="experiments/configs/labels.toml")

@@ -195,7 +195,7 @@ def run_evaluation(cfg: LeserConfig) -> dict:
                 for scores in by_engine.values():
                     scores.add(chosen_label, chosen.expansions)
                     report["rows"].append(asdict(scores.row(chosen_label, chosen)))
-                write_expansions(jsonl, chosen_label, qids, queries, chosen)
+                write_expansions(jsonl, chosen_label, qids, queries, chosen, pools=pools)
                 write_report(report, out_dir, quiet=True)
     write_report(report, out_dir)
     return report
@@ -208,10 +208,13 @@ def build_judge_reward(cfg: LeserConfig, dataset: Dataset, plan: RetrievalPlan) 
     return SearchReward(dataset, plan, reward_cfg, cfg.rules, judge=load_judge(cfg))
 
 
-def write_expansions(f, label: str, qids: list[str], queries: list[str], out: Expansions) -> None:
-    """Every expansion behind the report, one JSON line per (system, query): to read, or to re-fuse offline."""
-    for qid, query, expansions, violations in zip(qids, queries, out.expansions, out.violations):
-        f.write(json.dumps({"system": label, "query_id": qid, "query": query, "expansions": expansions,
-                            "violations": violations}) + "\n")
+def write_expansions(f, label: str, qids: list[str], queries: list[str], out: Expansions,
+                     pools: list[list[str]] | None = None) -> None:
+    """Every expansion behind the report, one JSON line per (system, query): to read, or to re-fuse offline. A
+    judge-chosen row also records each query's ``pool`` of lines it chose from, so another choice can be made
+    offline without generating again."""
+    for i, (qid, query, expansions, violations) in enumerate(zip(qids, queries, out.expansions, out.violations)):
+        record = {"system": label, "query_id": qid, "query": query, "expansions": expansions,
+                  "violations": violations}
+        f.write(json.dumps(record if pools is None else {**record, "pool": pools[i]}) + "\n")
     f.flush()
-

@@ -3,7 +3,8 @@
 # equal-budget no-model baseline (the judge choosing among the PRF lines of the 5 titles the policy is shown).
 # VALID only (300 queries, hybrid, typos fixed for every expander, as the README's reference eval); not run on test.
 # From the repository root on 2 CPU cores (Intel Xeon with avx512_bf16 and amx_bf16: precision auto = bf16),
-# at ec8ef95 (pair_rows.py and the union probe at the commit that adds them, same code otherwise).
+# at ec8ef95; rerun at the commit that records each judge-chosen row's pool in expansions.jsonl (same numbers, to
+# the last digit), which is the expansions file here, and the probes at that commit.
 set -euo pipefail
 export LESER_DATA=${LESER_DATA:-../shared/data/home_depot}
 python -m leser.cli judge train --config experiments/configs/judge.toml        # runs/judge: 20 min + 5 min report
@@ -16,6 +17,7 @@ python -m leser.cli eval --config experiments/configs/labels.toml --set engine.c
 python experiments/pair_rows.py runs/eval_valid_choice/expansions.jsonl --config experiments/configs/labels.toml \
   --set engine.correct_spelling=true --row "labels warm start + judge" --baseline "pseudo-relevance, judge" \
   --output runs/eval_valid_choice/pair_policy_vs_prf_judge.json
-# The judge choosing among both rows' chosen lines and the three PRF lines (1 min)
+# The judge choosing among both rows' chosen lines and the three PRF lines; with --wide also the go/no-go's wide
+# no-model pool, alone and joined by the policy's whole pool (7 min)
 python experiments/probes/judge_union_choice.py runs/eval_valid_choice/expansions.jsonl \
-  --set engine.correct_spelling=true --output runs/eval_valid_choice/union.json
+  --set engine.correct_spelling=true --wide --output runs/eval_valid_choice/union.json
