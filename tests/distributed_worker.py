@@ -120,6 +120,9 @@ def main() -> None:
             params, log = run_training(out, options, dist)
             save_file(params, str(out / f"params.rank{rank}.safetensors"))
             (out / f"log.rank{rank}.json").write_text(json.dumps(log))
+        # Both ranks done before either tears gloo down: a rank that closed its connections first could make the
+        # other's gloo thread abort at exit ("terminate called without an active exception", exit -6).
+        torch.distributed.barrier()
     finally:
         shutdown()
 
