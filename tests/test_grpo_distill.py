@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from grpo.distill import DistillConfig, DistillExample, best_in_groups, distill, finetune, sft_loss
+from grpo.distill import DistillConfig, DistillExample, best_in_groups, distill
+from grpo.sft import finetune, sft_loss
 from policy import PromptConfig, build_prompt
 from test_grpo_trainer import LetterReward
 
@@ -132,7 +133,7 @@ def test_distill_config_rejects_bad_values():
 
 
 def test_targets_drop_whole_lines_to_fit(tiny_tokenizer):
-    from grpo.distill import _target_ids
+    from grpo.sft import _target_ids
 
     one = tiny_tokenizer("cordless drill", add_special_tokens=False)["input_ids"]
     both = tiny_tokenizer("cordless drill\nled light bulb", add_special_tokens=False)["input_ids"]
